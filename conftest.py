@@ -1,10 +1,13 @@
 """pytest set-up shared by tests/ and notebooks/ (the notebooks run through nbval).
 
-The embedded server, when it is the configured database, is started once before the run
-and stopped after it, unless it was already running (then it is left as it was).
+* The embedded server, when it is the configured database, is started once before the run
+  and stopped after it, unless it was already running (then it is left as it was).
+* At the end, the time each notebook took (all its cells, kernel start included).
 """
 
 from __future__ import annotations
+
+from collections import defaultdict
 
 import pytest
 
@@ -12,6 +15,7 @@ from dbkit import server
 from dbkit.settings import load, target
 
 _started_here = False
+_notebook_seconds: defaultdict[str, float] = defaultdict(float)
 
 
 def pytest_configure(config: pytest.Config) -> None:
@@ -27,6 +31,22 @@ def pytest_configure(config: pytest.Config) -> None:
 def pytest_unconfigure(config: pytest.Config) -> None:
     if _started_here:
         server.stop()
+
+
+def pytest_runtest_logreport(report: pytest.TestReport) -> None:
+    path = report.nodeid.split("::")[0]
+    if path.endswith(".ipynb"):
+        _notebook_seconds[path] += report.duration
+
+
+def pytest_terminal_summary(terminalreporter) -> None:  # type: ignore[no-untyped-def]
+    if not _notebook_seconds:
+        return
+    terminalreporter.section("time per notebook")
+    for path, seconds in sorted(_notebook_seconds.items()):
+        terminalreporter.write_line(f"{seconds:6.1f} s  {path}")
+    total = sum(_notebook_seconds.values())
+    terminalreporter.write_line(f"{total:6.1f} s  all notebooks")
 
 
 @pytest.fixture

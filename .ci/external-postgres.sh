@@ -16,11 +16,8 @@ _as_server_user() {
 
 external_postgres_start() {
     if [ -z "$(_pgbin)" ]; then
-        if [ "$(id -u)" != 0 ]; then
-            echo "Debian's postgresql package is missing: sudo apt-get install postgresql" >&2
-            return 1
-        fi
-        apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq postgresql >/dev/null
+        echo "Debian's postgresql package is missing: apt-get install postgresql" >&2
+        return 1
     fi
     local bin; bin=$(_pgbin)
     if [ "$(id -u)" = 0 ] && ! id "$EXT_OS_USER" >/dev/null 2>&1; then

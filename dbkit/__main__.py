@@ -11,6 +11,7 @@ import asyncio
 import importlib
 import os
 import platform
+import signal
 import subprocess
 import sys
 from collections.abc import Callable
@@ -183,10 +184,15 @@ def cmd_lab(args: argparse.Namespace) -> int:
         argv.append("--no-browser")
     if os.geteuid() == 0:
         argv.append("--allow-root")
+    lab = subprocess.Popen(argv, cwd=PROJECT_ROOT)
+    # `kill` of this process stops JupyterLab too (Ctrl-C reaches both by itself)
+    signal.signal(signal.SIGTERM, lambda *_: lab.terminate())
     try:
-        return subprocess.run(argv, cwd=PROJECT_ROOT).returncode
-    except KeyboardInterrupt:
-        return 0
+        while True:
+            try:
+                return lab.wait()
+            except KeyboardInterrupt:
+                continue  # JupyterLab got the Ctrl-C as well and is shutting down
     finally:
         if started_here:
             server.stop()

@@ -64,6 +64,9 @@ def lab() -> Iterator[int]:
     finally:
         proc.send_signal(signal.SIGTERM)
         proc.wait(timeout=30)
+        # and JupyterLab went with it: nothing answers on the port any more
+        with pytest.raises((urllib.error.URLError, ConnectionError)):
+            api(port, "/api/status")
 
 
 def test_lab_answers_with_its_token_only(lab: int) -> None:

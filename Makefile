@@ -4,7 +4,7 @@ VENV   := .venv
 PY     := $(VENV)/bin/python
 STAMP  := $(VENV)/.installed
 
-.PHONY: install lab test doctor reset stop url lint format clean
+.PHONY: install lab test doctor reset stop url lint format clean student
 
 install: $(STAMP)  ## create or update .venv from pyproject.toml (a no-op when nothing changed)
 
@@ -20,6 +20,9 @@ lab: install  ## JupyterLab with the database ready (JUPYTER_PORT, JUPYTER_TOKEN
 
 test: install  ## everything: dbkit, migrations, and every notebook, strictly
 	$(PY) -m pytest $(PYTEST_ARGS)
+
+student: install  ## regenerate the learner copies in notebooks/student/
+	$(PY) -m tools.student
 
 doctor: install  ## is this machine ready? one line per problem
 	$(PY) -m dbkit doctor

@@ -2,9 +2,17 @@
 
 from __future__ import annotations
 
+import json
 import os
+import signal
+import socket
 import subprocess
 import sys
+import time
+import urllib.error
+import urllib.request
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 from dbkit.settings import PROJECT_ROOT
@@ -22,3 +30,50 @@ def run_dbkit(
     return subprocess.run(
         argv, env={**base, **(env or {})}, cwd=cwd, capture_output=True, text=True, timeout=120
     )
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def lab_api(port: int, path: str, token: str | None, method: str = "GET") -> dict:
+    """Call the Jupyter server's REST API."""
+    request = urllib.request.Request(f"http://127.0.0.1:{port}{path}", method=method)
+    if token:
+        request.add_header("Authorization", f"token {token}")
+    with urllib.request.urlopen(request, data=b"{}" if method == "POST" else None) as r:
+        return json.loads(r.read())
+
+
+@contextmanager
+def running_lab(token: str) -> Iterator[int]:
+    """`python -m dbkit lab` (what `make lab` runs) on a free port, with no display;
+    yields the port once the server answers, and stops it afterwards."""
+    port = free_port()
+    env = {**os.environ, "JUPYTER_PORT": str(port), "JUPYTER_TOKEN": token}
+    env.pop("DISPLAY", None)  # no display: it must not try to open a browser
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "dbkit", "lab"],
+        cwd=PROJECT_ROOT,
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+    )
+    try:
+        for _ in range(240):
+            try:
+                lab_api(port, "/api/status", token)
+                break
+            except (urllib.error.URLError, ConnectionError):
+                if proc.poll() is not None:
+                    raise RuntimeError(
+                        proc.stdout.read() if proc.stdout else "lab exited"
+                    ) from None
+                time.sleep(0.25)
+        yield port
+    finally:
+        proc.send_signal(signal.SIGTERM)
+        proc.wait(timeout=30)

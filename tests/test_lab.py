@@ -5,12 +5,6 @@ cell by cell, through the Jupyter server's own HTTP and websocket API."""
 from __future__ import annotations
 
 import json
-import os
-import signal
-import socket
-import subprocess
-import sys
-import time
 import urllib.error
 import urllib.request
 import uuid
@@ -21,52 +15,22 @@ import pytest
 import websocket  # type: ignore[import-untyped]
 
 from dbkit.settings import PROJECT_ROOT
+from tests.helpers import lab_api, running_lab
 
 TOKEN = "course-test-token"
 
 
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
 def api(port: int, path: str, method: str = "GET", token: str | None = TOKEN) -> dict:
-    request = urllib.request.Request(f"http://127.0.0.1:{port}{path}", method=method)
-    if token:
-        request.add_header("Authorization", f"token {token}")
-    with urllib.request.urlopen(request, data=b"{}" if method == "POST" else None) as r:
-        return json.loads(r.read())
+    return lab_api(port, path, token, method)
 
 
 @pytest.fixture(scope="module")
 def lab() -> Iterator[int]:
-    port = free_port()
-    env = {**os.environ, "JUPYTER_PORT": str(port), "JUPYTER_TOKEN": TOKEN}
-    env.pop("DISPLAY", None)  # no display: it must not try to open a browser
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "dbkit", "lab"],
-        cwd=PROJECT_ROOT,
-        env=env,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.STDOUT,
-        text=True,
-    )
-    try:
-        for _ in range(120):
-            try:
-                api(port, "/api/status")
-                break
-            except (urllib.error.URLError, ConnectionError):
-                assert proc.poll() is None, proc.stdout.read() if proc.stdout else ""
-                time.sleep(0.25)
+    with running_lab(TOKEN) as port:
         yield port
-    finally:
-        proc.send_signal(signal.SIGTERM)
-        proc.wait(timeout=30)
-        # and JupyterLab went with it: nothing answers on the port any more
-        with pytest.raises((urllib.error.URLError, ConnectionError)):
-            api(port, "/api/status")
+    # stopping it stopped JupyterLab too: nothing answers on the port any more
+    with pytest.raises((urllib.error.URLError, ConnectionError)):
+        api(port, "/api/status")
 
 
 def test_lab_answers_with_its_token_only(lab: int) -> None:

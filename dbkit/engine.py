@@ -44,7 +44,9 @@ def seed_scoped_session(
     factory: sessionmaker[AsyncSession] | async_sessionmaker[AsyncSession],  # type: ignore[type-var]
 ) -> async_scoped_session[AsyncSession]:
     """The seed's registry: one session per asyncio task. Each task must end with
-    `await Session.remove()`, or its session and connection are never given back."""
+    `await Session.remove()`, or its session and connection are never given back.
+    remove() must run in the task that used the session: FastAPI's
+    `@app.middleware("http")` runs the endpoint in another task (notebook 07)."""
     return async_scoped_session(session_factory=factory, scopefunc=current_task)
 
 

@@ -31,7 +31,12 @@ sync_api = pytest.importorskip("playwright.sync_api", reason="Playwright is not 
 
 @pytest.fixture
 def notebook_copy() -> Iterator[Path]:
-    shutil.copy(PROJECT_ROOT / "notebooks" / "00_setup.ipynb", COPY)
+    # its own database, so it cannot collide with nbval running notebook 00
+    source = (PROJECT_ROOT / "notebooks" / "00_setup.ipynb").read_text()
+    COPY.write_text(
+        source.replace('fresh_database(\\"nb00\\")', 'fresh_database(\\"nb00_browser\\")')
+    )
+    assert "nb00_browser" in COPY.read_text()
     yield COPY
     COPY.unlink(missing_ok=True)
 

@@ -59,10 +59,9 @@ def test_learner_copy_fails_at_its_exercises_and_only_there(path: Path) -> None:
     ]
     before = [i for i in failed if i < exercises[0]]
     assert not before, f"cells {before} fail before the first exercise"
-    for i in exercises:  # each exercise cell stops with its placeholder
-        errors = [o for o in nb.cells[i].outputs if o.output_type == "error"]
-        assert errors and errors[0].ename == "NotImplementedError", f"cell {i}"
-    # and after the first exercise, something checks it and fails
-    assert any(i > exercises[0] and i not in exercises for i in failed), (
-        "no check cell fails after the exercise"
-    )
+    # each exercise fails: in its own cell (a placeholder at the top level) or, when the
+    # placeholder sits inside a function the learner writes, in the check that calls it
+    for i in exercises:
+        assert any(j >= i for j in failed), f"nothing fails at or after exercise cell {i}"
+    names = {o.ename for i in failed for o in nb.cells[i].outputs if o.output_type == "error"}
+    assert "NotImplementedError" in names, names

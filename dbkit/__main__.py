@@ -142,6 +142,15 @@ def cmd_doctor(args: argparse.Namespace) -> int:
     for name in PACKAGES:
         check(name, package(name))
     check("jupyter kernel", kernel)
+    from dbkit import pgbouncer  # optional: only notebook 10 uses it
+
+    found_bouncer = pgbouncer.binary()
+    print(
+        f"ok    pgbouncer: {found_bouncer}"
+        if found_bouncer
+        else "--    pgbouncer: not installed; only notebook 10 needs it (it skips those cells). "
+        + pgbouncer.INSTALL.split(". ", 1)[1]
+    )
     check("database", database)
     if "t" in found:
         facts: list[str] = []

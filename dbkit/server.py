@@ -227,14 +227,15 @@ def _copy_for_server_user(pginstall: Path) -> Path:
 
 
 def _initdb(bindir: Path, pgdata: Path) -> None:
-    pgdata.mkdir(parents=True, exist_ok=True)
     if is_root():  # the server user must be able to reach the data; we open nothing for it
         for parent in pgdata.parents:
-            if not parent.stat().st_mode & 0o001:
+            if parent.exists() and not parent.stat().st_mode & 0o001:
                 raise SetupError(
                     f"As root, PostgreSQL runs as the user {ROOT_RUNS_AS!r}, which cannot enter "
-                    f"{parent}. Fix: set DBKIT_PGDATA to a path under {tempfile.gettempdir()}."
+                    f"{parent}. Fix: set DBKIT_PGDATA to a folder every user can enter, e.g. "
+                    f"{tempfile.gettempdir()}/pgdata."
                 )
+    pgdata.mkdir(parents=True, exist_ok=True)
     pgdata.chmod(0o700)
     if user := server_user():
         os.chown(pgdata, user.pw_uid, user.pw_gid)

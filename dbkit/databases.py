@@ -3,11 +3,14 @@
 `await fresh_database("nb03")` drops and re-creates a database of that name on the
 configured server and returns its URL. Each notebook uses its own name, so notebooks run
 in any order, twice in a row, and side by side, and never touch the project's database.
+`scratch_dir(name)` does the same for a folder of files (notebooks 01 and 02).
 """
 
 from __future__ import annotations
 
 import re
+import shutil
+from pathlib import Path
 
 from sqlalchemy import text
 from sqlalchemy.engine import URL
@@ -15,7 +18,7 @@ from sqlalchemy.ext.asyncio import create_async_engine
 from sqlalchemy.pool import NullPool
 
 from dbkit.errors import SetupError, explain
-from dbkit.settings import database_url
+from dbkit.settings import PROJECT_ROOT, database_url
 
 PREFIX = "dbkit_"  # every database this module makes starts with it, so it drops no other
 
@@ -65,3 +68,12 @@ async def drop_database(url: URL) -> None:
     await admin_execute(
         f"DROP DATABASE IF EXISTS {db} WITH (FORCE)", url=url.set(database=database_url().database)
     )
+
+
+def scratch_dir(name: str) -> Path:
+    """An empty folder of its own, inside this project (.dbkit/scratch/<name>), so that
+    neither another user nor another clone of the course shares it; emptied first."""
+    path = PROJECT_ROOT / ".dbkit" / "scratch" / name
+    shutil.rmtree(path, ignore_errors=True)
+    path.mkdir(parents=True)
+    return path

@@ -150,8 +150,8 @@ def cmd_doctor(args: argparse.Namespace) -> int:
     print(
         f"ok    pgbouncer: {found_bouncer}"
         if found_bouncer
-        else "--    pgbouncer: not installed; only notebook 10 needs it (it skips those cells). "
-        + pgbouncer.INSTALL.split(". ", 1)[1]
+        else f"--    pgbouncer: {pgbouncer.INSTALL} Only notebook 10 needs it (it skips those"
+        " cells)."
     )
     check("database", database)
     if "t" in found:

@@ -8,6 +8,7 @@ import signal
 import socket
 import subprocess
 import sys
+import tempfile
 import time
 import urllib.error
 import urllib.request
@@ -54,26 +55,33 @@ def running_lab(token: str) -> Iterator[int]:
     port = free_port()
     env = {**os.environ, "JUPYTER_PORT": str(port), "JUPYTER_TOKEN": token}
     env.pop("DISPLAY", None)  # no display: it must not try to open a browser
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "dbkit", "lab"],
-        cwd=PROJECT_ROOT,
-        env=env,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.STDOUT,
-        text=True,
-    )
-    try:
-        for _ in range(240):
-            try:
-                lab_api(port, "/api/status", token)
-                break
-            except (urllib.error.URLError, ConnectionError):
-                if proc.poll() is not None:
-                    raise RuntimeError(
-                        proc.stdout.read() if proc.stdout else "lab exited"
-                    ) from None
+    # its log goes to a file: a pipe nobody reads fills up and stops the server
+    with tempfile.TemporaryFile("w+") as log:
+        proc = subprocess.Popen(
+            [sys.executable, "-m", "dbkit", "lab"],
+            cwd=PROJECT_ROOT,
+            env=env,
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            text=True,
+        )
+        try:
+            for _ in range(240):  # up to a minute
+                if _answers(port, token) or proc.poll() is not None:
+                    break
                 time.sleep(0.25)
-        yield port
-    finally:
-        proc.send_signal(signal.SIGTERM)
-        proc.wait(timeout=30)
+            if not _answers(port, token):
+                log.seek(0)
+                raise RuntimeError(f"the lab did not come up:\n{log.read()[-2000:]}")
+            yield port
+        finally:
+            proc.send_signal(signal.SIGTERM)
+            proc.wait(timeout=30)
+
+
+def _answers(port: int, token: str) -> bool:
+    try:
+        lab_api(port, "/api/status", token)
+    except (urllib.error.URLError, ConnectionError):
+        return False
+    return True

@@ -3,7 +3,6 @@ never a traceback. Each runs the real CLI against a real server (or a real close
 
 from __future__ import annotations
 
-import socket
 import tempfile
 
 import pytest
@@ -11,7 +10,7 @@ from sqlalchemy.engine import URL
 
 from dbkit import SetupError, database_url, fresh_database
 from dbkit.databases import admin_execute
-from tests.helpers import run_dbkit
+from tests.helpers import free_port, run_dbkit
 
 SECRET = "s3cret-p@ss:w/rd%#?&="
 LOGIN_ROLE = "dbkit_test_login"
@@ -29,12 +28,6 @@ def assert_one_clear_line(result, *expected: str) -> str:  # type: ignore[no-unt
 
 def url_env(url: URL) -> dict[str, str]:
     return {"DATABASE_URL": url.render_as_string(hide_password=False)}
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 def test_malformed_database_url() -> None:

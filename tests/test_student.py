@@ -9,7 +9,7 @@ import nbformat
 import pytest
 from nbclient import NotebookClient
 
-from tools.student import BEGIN, END, SOLVED, STUDENT, expected, strip_solutions
+from tools.student import BEGIN, END, SOLVED, STUDENT, differences, expected, strip_solutions
 
 
 def test_solutions_become_placeholders_that_raise() -> None:
@@ -25,9 +25,10 @@ def test_solutions_become_placeholders_that_raise() -> None:
 def test_student_copies_are_up_to_date() -> None:
     want = expected()
     assert want, "no solved notebooks found"
-    stale = [p.name for p, text in want.items() if not p.exists() or p.read_text() != text]
-    extra = [p.name for p in STUDENT.glob("*.ipynb") if p not in want]
-    assert not stale and not extra, f"run `make student`: stale {stale}, extra {extra}"
+    stale, extra = differences(want)
+    assert not stale and not extra, (
+        f"run `make student`: stale {[p.name for p in stale]}, extra {[p.name for p in extra]}"
+    )
 
 
 def exercise_cells(nb: nbformat.NotebookNode) -> list[int]:

@@ -62,13 +62,19 @@ def expected() -> dict[Path, str]:
     }
 
 
+def differences(want: dict[Path, str]) -> tuple[list[Path], list[Path]]:
+    """(learner copies missing or out of date, learner copies with no solved notebook)."""
+    stale = [p for p, text in want.items() if not p.exists() or p.read_text() != text]
+    extra = [p for p in STUDENT.glob("*.ipynb") if p not in want]
+    return stale, extra
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--check", action="store_true", help="only check, write nothing")
     args = parser.parse_args(argv)
     want = expected()
-    stale = [p for p, text in want.items() if not p.exists() or p.read_text() != text]
-    extra = [p for p in STUDENT.glob("*.ipynb") if p not in want]
+    stale, extra = differences(want)
     if args.check:
         for p in stale + extra:
             print(f"out of date: {p.relative_to(ROOT)} (run `make student`)")

@@ -33,7 +33,7 @@ from sqlalchemy.pool import NullPool
 
 from dbkit import SetupError, fresh_database, migrate, pgbouncer, server
 from dbkit.checks import LeakError, assert_no_leaks, dispose_checked
-from dbkit.databases import admin_execute
+from dbkit.databases import admin_execute, safe_name
 from dbkit.engine import make_engine, make_session_factory, seed_scoped_session
 from dbkit.errors import explain
 from dbkit.models import Author, Tag
@@ -149,7 +149,7 @@ async def test_a_leaked_scoped_session_is_detected() -> None:
     assert_no_leaks(engine)  # every task removed its session: nothing to report
 
     await asyncio.gather(handler(remove=False), handler(remove=True))
-    with pytest.raises(LeakError, match="dbkit_test_rel_leak: 1 connection"):
+    with pytest.raises(LeakError, match=f"{safe_name('test_rel_leak')}: 1 connection"):
         assert_no_leaks(engine)
     with pytest.raises(LeakError):  # and dispose_checked reports it, then still disposes
         await dispose_checked(engine)

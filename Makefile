@@ -11,7 +11,7 @@ FIND_LINKS := $(if $(wildcard $(WHEELHOUSE)/*.whl),--find-links $(WHEELHOUSE))
 PLATFORMS ?=
 PYTHONS   ?= $(shell $(PYTHON) -c 'import sys; print("%d.%d" % sys.version_info[:2])')
 
-.PHONY: install lab test bench doctor reset stop url lint format clean student wheelhouse outputs
+.PHONY: install lab test bench doctor reset stop url lint format clean student wheelhouse outputs toc
 
 install: $(STAMP)  ## create or update .venv from pyproject.toml (a no-op when nothing changed)
 
@@ -48,6 +48,10 @@ wheelhouse:  ## download every dependency into wheelhouse/, for installing witho
 	@ls $(WHEELHOUSE) | wc -l | xargs echo "wheels in $(WHEELHOUSE)/:"
 
 student: install  ## regenerate the learner copies in notebooks/student/
+	$(PY) -m tools.student
+
+toc: install  ## the README's notebook table and each notebook's previous/next links
+	$(PY) -m tools.course
 	$(PY) -m tools.student
 
 outputs: install  ## re-execute notebooks in place, refresh their learner copies, check: make outputs NB=04

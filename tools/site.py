@@ -11,6 +11,7 @@ the build. Nothing is re-executed and nothing is downloaded.
 
 from __future__ import annotations
 
+import os
 import re
 import shutil
 import subprocess
@@ -24,7 +25,8 @@ from tools.course import entries
 ROOT = Path(__file__).resolve().parent.parent
 SRC = ROOT / "build" / "site-src"
 OUT = ROOT / "build" / "site"
-REPO = "https://github.com/dbkit-course/async-db-course"  # where the course is published
+# where the course is published: set COURSE_REPO when you build the site for your copy
+REPO = os.environ.get("COURSE_REPO", "https://github.com/OWNER/REPO")
 BINDER = f"https://mybinder.org/v2/gh/{REPO.removeprefix('https://github.com/')}/HEAD"
 
 

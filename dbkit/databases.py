@@ -18,7 +18,7 @@ from sqlalchemy.ext.asyncio import create_async_engine
 from sqlalchemy.pool import NullPool
 
 from dbkit.errors import SetupError, explain
-from dbkit.settings import PROJECT_ROOT, database_url
+from dbkit.settings import PROJECT_ROOT, connect_args, database_url
 
 PREFIX = "dbkit_"  # every database this module makes starts with it, so it drops no other
 
@@ -35,7 +35,9 @@ async def admin_execute(*statements: str, url: URL | None = None) -> None:
     """Run statements outside a transaction (CREATE/DROP DATABASE need that) on the
     server's own database; connection failures become a SetupError."""
     server = url or database_url()
-    engine = create_async_engine(server, poolclass=NullPool, isolation_level="AUTOCOMMIT")
+    engine = create_async_engine(
+        server, poolclass=NullPool, isolation_level="AUTOCOMMIT", connect_args=connect_args()
+    )
     try:
         async with engine.connect() as conn:
             for statement in statements:

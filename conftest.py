@@ -7,11 +7,13 @@
 
 from __future__ import annotations
 
+import asyncio
 from collections import defaultdict
 
 import pytest
 
 from dbkit import server
+from dbkit.errors import SetupError, check, no_createdb, where
 from dbkit.settings import load, target
 
 _started_here = False
@@ -22,10 +24,16 @@ def pytest_configure(config: pytest.Config) -> None:
     global _started_here
     if hasattr(config, "workerinput"):  # an xdist worker: the controller did this
         return
-    settings = load()
-    was_running = server.status() is not None
-    t = target(settings)  # starts the embedded server when it is the configured one
-    _started_here = t.source.startswith("the embedded") and not was_running
+    try:  # a database that cannot be used stops the run here, with one line
+        settings = load()
+        was_running = server.status() is not None
+        t = target(settings)  # starts the embedded server when it is the configured one
+        _started_here = t.source.startswith("the embedded") and not was_running
+        facts = asyncio.run(check(t.url, t.connect_args))
+        if not facts.can_create_databases:
+            raise no_createdb(facts.role, where(t.url))
+    except SetupError as exc:
+        pytest.exit(f"error: {exc}", returncode=4)
 
 
 def pytest_unconfigure(config: pytest.Config) -> None:

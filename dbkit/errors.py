@@ -130,7 +130,8 @@ FACTS = text(
 
 async def check(url: URL, connect_args: dict[str, Any]) -> ServerFacts:
     """Connect once (within the connect timeout) and read a few facts; a failure is the
-    SetupError `explain()` gives, or one line naming the exception (never its message)."""
+    SetupError `explain()` gives, or one line naming the exception and what the server
+    said (a driver's own message may quote the settings, so it is left out)."""
     from sqlalchemy.ext.asyncio import create_async_engine
     from sqlalchemy.pool import NullPool
 
@@ -139,7 +140,8 @@ async def check(url: URL, connect_args: dict[str, Any]) -> ServerFacts:
         async with engine.connect() as conn:
             row = (await conn.execute(FACTS)).one()
     except Exception as exc:
-        said = f": {exc}" if isinstance(exc, asyncpg.PostgresError) else ""  # the server's words
+        server_said = [e for e in _causes(exc) if isinstance(e, asyncpg.PostgresError)]
+        said = f": {server_said[0]}" if server_said else ""  # the server's words, not ours
         raise explain(exc, url) or SetupError(
             f"Could not use PostgreSQL at {where(url)}: {type(exc).__name__}{said}. "
             "Fix: check DATABASE_URL or DB_* (python -m dbkit doctor)."

@@ -69,12 +69,8 @@ def do_run_migrations(connection: Connection) -> None:
 
 
 async def run_async_migrations() -> None:
-    url = database_url()
-    try:
-        args = settings.connect_args()  # the connect timeout and server settings
-    except SetupError as exc:
-        raise CommandError(str(exc)) from None
-    engine = create_async_engine(url, poolclass=NullPool, connect_args=args)
+    url = database_url()  # connect_args: the connect timeout, server settings
+    engine = create_async_engine(url, poolclass=NullPool, connect_args=settings.connect_args())
     try:
         async with engine.connect() as connection:
             await connection.run_sync(do_run_migrations)

@@ -112,7 +112,7 @@ class ServerFacts:
     can_create_databases: bool
     max_connections: int
     reserved: int  # superuser_reserved_connections
-    in_use: int  # client connections open right now, this one included
+    in_use: int  # connections to a database right now, this one included
 
     @property
     def headroom(self) -> int:
@@ -124,7 +124,8 @@ FACTS = text(
     " (SELECT rolcreatedb OR rolsuper FROM pg_roles WHERE rolname = current_user),"
     " current_setting('max_connections')::int,"
     " current_setting('superuser_reserved_connections')::int,"
-    " (SELECT count(*) FROM pg_stat_activity WHERE backend_type = 'client backend')"
+    # pg_stat_activity hides other roles' backend_type from a non-superuser; this is visible
+    " (SELECT sum(numbackends)::int FROM pg_stat_database)"
 )
 
 

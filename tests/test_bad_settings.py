@@ -593,3 +593,37 @@ def test_no_shape_of_input_shows_the_password(raw: str) -> None:
         shown = str(exc)
         assert "Fix:" in shown and "\n" not in shown, shown
     assert not [f for f in fragments("Wq5Ez8Ty3Ui") if f in shown], shown
+
+
+@pytest.mark.anyio
+async def test_the_doctor_counts_the_connections_of_other_roles(
+    no_createdb_url: URL, project: Path
+) -> None:
+    """The headroom line adds up, and counts a connection that another role holds open."""
+    import re
+
+    from dbkit.engine import make_engine
+
+    env = {k: v for k, v in os.environ.items() if k not in CLEARED}
+    env["DATABASE_URL"] = _encoded(no_createdb_url)  # not a superuser
+    (project / ".env").unlink(missing_ok=True)
+    engine = make_engine()
+    async with engine.connect():  # held open by the configured role while the doctor runs
+        doctor = await asyncio.to_thread(
+            subprocess.run,
+            [sys.executable, "-m", "dbkit", "doctor"],
+            cwd=project,
+            env=env,
+            capture_output=True,
+            text=True,
+            timeout=120,
+        )
+    await engine.dispose()
+    found = re.search(
+        r"ok    connections: (-?\d+) free \(max_connections (\d+)"
+        r" - superuser_reserved_connections (\d+) - (\d+) in use\)",
+        doctor.stdout,
+    )
+    assert found, doctor.stdout
+    free, most, reserved, in_use = map(int, found.groups())
+    assert free == most - reserved - in_use and in_use >= 2, doctor.stdout

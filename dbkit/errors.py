@@ -8,6 +8,7 @@ connects once and reads what `make doctor` and `make test` check before anything
 
 from __future__ import annotations
 
+import os
 import socket
 from dataclasses import dataclass
 from typing import Any
@@ -80,10 +81,12 @@ def explain(exc: BaseException, url: URL) -> SetupError | None:
                 "DB_CONNECT_TIMEOUT (or connect_timeout= in DATABASE_URL)."
             )
         if isinstance(e, ConnectionError) and "rejected SSL upgrade" in str(e):
+            given = "DATABASE_URL" if url.query.get("ssl") else "PGSSLMODE"
+            mode = url.query.get("ssl") or os.environ.get("PGSSLMODE")
             return SetupError(
-                f"PostgreSQL at {at} does not offer SSL, but sslmode={url.query.get('ssl')} "
-                "requires it. Fix: remove sslmode from DATABASE_URL (or use sslmode=prefer), "
-                "or turn SSL on in the server."
+                f"PostgreSQL at {at} does not offer SSL, but sslmode={mode} requires it. "
+                f"Fix: remove sslmode from {given} (or use sslmode=prefer), or turn SSL on "
+                "in the server."
             )
         if isinstance(e, socket.gaierror):
             return SetupError(

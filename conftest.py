@@ -9,6 +9,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import os
 from collections import defaultdict
 
@@ -16,6 +17,7 @@ import pytest
 
 from dbkit import server
 from dbkit.databases import namespace
+from dbkit.errors import SetupError, check, no_createdb, where
 from dbkit.settings import load, target
 
 TEST_NAMESPACE_PREFIX = "test"
@@ -27,14 +29,20 @@ def pytest_configure(config: pytest.Config) -> None:
     global _embedded
     if hasattr(config, "workerinput"):  # an xdist worker: the controller did this
         return
-    # The tests' databases carry a namespace of their own ("test" + yours), inherited by
-    # every kernel and subprocess: a test never touches a database of your notebooks.
-    os.environ["DBKIT_NAMESPACE"] = TEST_NAMESPACE_PREFIX + namespace()
-    was_running = server.status() is not None
-    t = target(load())  # starts the embedded server when it is the configured one
-    _embedded = t.source.startswith("the embedded")
-    if _embedded and not was_running:
-        server.stop_when_done()  # by the last lab or test run to leave, not under another
+    try:  # a database that cannot be used stops the run here, with one line
+        # The tests' databases carry a namespace of their own ("test" + yours), inherited
+        # by every kernel and subprocess: a test never touches a database of your notebooks.
+        os.environ["DBKIT_NAMESPACE"] = TEST_NAMESPACE_PREFIX + namespace()
+        was_running = server.status() is not None
+        t = target(load())  # starts the embedded server when it is the configured one
+        _embedded = t.source.startswith("the embedded")
+        if _embedded and not was_running:
+            server.stop_when_done()  # by the last lab or test run to leave, not under another
+        facts = asyncio.run(check(t.url, t.connect_args))
+        if not facts.can_create_databases:
+            raise no_createdb(facts.role, where(t.url))
+    except SetupError as exc:
+        pytest.exit(f"error: {exc}", returncode=4)
 
 
 def pytest_unconfigure(config: pytest.Config) -> None:

@@ -32,6 +32,7 @@ external_postgres_start() {
         -o "-c listen_addresses=127.0.0.1 -p $EXT_PORT -k $EXT_PGDATA -c fsync=off" start >/dev/null
 
     export DB_USER=course DB_HOST=127.0.0.1 DB_PORT=$EXT_PORT DB_NAME=course
+    export DBKIT_TEST_SERVER_LOG="$EXT_PGDATA/server.log"  # tests/test_bad_settings.py reads it
     export DB_PASS='p@ss:w/rd %#?&=!'
     # a role like a learner's own: may create databases and roles, is not a superuser
     _as_server_user "$bin/psql" -q -h "$EXT_PGDATA" -p "$EXT_PORT" -U postgres -d postgres \

@@ -14,15 +14,19 @@ import platform
 import signal
 import subprocess
 import sys
+import time
 from collections.abc import Callable
 from importlib.metadata import PackageNotFoundError, version
-from urllib.parse import unquote
+from pathlib import Path
+from typing import Any
 
 from sqlalchemy import text
+from sqlalchemy.engine import URL
 
 from dbkit import server
-from dbkit.errors import SetupError, explain
-from dbkit.settings import PROJECT_ROOT, Target, target
+from dbkit.errors import ServerFacts, SetupError, explain, no_createdb, where
+from dbkit.errors import check as check_database
+from dbkit.settings import PROJECT_ROOT, Target, shown, target
 
 PACKAGES = [
     "sqlalchemy",
@@ -40,8 +44,20 @@ PACKAGES = [
 ]
 
 
+def _venv_python() -> str:
+    """This Python as a learner types it in the project root: .venv/bin/python."""
+    exe = Path(sys.executable)
+    try:
+        return str(exe.relative_to(PROJECT_ROOT))
+    except ValueError:
+        return str(exe)
+
+
+VENV_PYTHON = _venv_python()
+
+
 def cmd_url(args: argparse.Namespace) -> int:
-    print(unquote(target().url.render_as_string(hide_password=True)))  # ?host=/a/b
+    print(shown(target().url))  # password masked; ?host=/a b, not %2Fa+b
     return 0
 
 
@@ -70,37 +86,33 @@ def cmd_reset(args: argparse.Namespace) -> int:
     return 0
 
 
-async def server_facts(t: Target) -> tuple[str, str]:
-    """(server version, migration state of the configured database)."""
+def migration_state(url: URL, connect_args: dict[str, Any]) -> str:
+    """Where the configured database stands against the project's migrations."""
     from sqlalchemy.ext.asyncio import create_async_engine
     from sqlalchemy.pool import NullPool
 
     from dbkit.migrate import head
 
-    engine = create_async_engine(t.url, poolclass=NullPool)
-    try:
-        async with engine.connect() as conn:
-            server_version = await conn.scalar(text("SHOW server_version"))
-            has_table = await conn.scalar(text("SELECT to_regclass('alembic_version') IS NOT NULL"))
-            current = (
-                (await conn.execute(text("SELECT version_num FROM alembic_version")))
-                .scalars()
-                .all()
-                if has_table
-                else []
-            )
-    except Exception as exc:
-        raise (explain(exc, t.url) or exc) from None
-    finally:
-        await engine.dispose()
-    want = head()
+    async def versions() -> list[str]:
+        engine = create_async_engine(url, poolclass=NullPool, connect_args=connect_args)
+        try:
+            async with engine.connect() as conn:
+                if not await conn.scalar(text("SELECT to_regclass('alembic_version') IS NOT NULL")):
+                    return []
+                return list(await conn.scalars(text("SELECT version_num FROM alembic_version")))
+        except Exception as exc:
+            raise (explain(exc, url) or exc) from None
+        finally:
+            await engine.dispose()
+
+    current, want = asyncio.run(versions()), head()
+    # as typed in the project root, where `alembic` alone is not on PATH outside the venv
+    upgrade = f"`{VENV_PYTHON} -m alembic upgrade head`"
     if current == [want]:
-        state = f"at head ({want})"
-    elif not current:
-        state = f"not migrated (run `alembic upgrade head` for revision {want})"
-    else:
-        state = f"at {', '.join(current)}, head is {want} (run `alembic upgrade head`)"
-    return str(server_version), state
+        return f"the configured database is at head ({want})"
+    if not current:
+        return f"the configured database is not migrated (run {upgrade} for revision {want})"
+    return f"the configured database is at {', '.join(current)}, head is {want} (run {upgrade})"
 
 
 def cmd_doctor(args: argparse.Namespace) -> int:
@@ -158,13 +170,33 @@ def cmd_doctor(args: argparse.Namespace) -> int:
     )
     check("database", database)
     if "t" in found:
-        facts: list[str] = []
-        check(
-            "connect",
-            lambda: facts.extend(asyncio.run(server_facts(found["t"]))) or f"PostgreSQL {facts[0]}",
-        )
+        t = found["t"]
+        facts: list[ServerFacts] = []
+
+        def connect() -> str:
+            started = time.monotonic()
+            facts.append(asyncio.run(check_database(t.url, t.connect_args)))
+            return (
+                f"PostgreSQL {facts[0].version} as {facts[0].role!r} in "
+                f"{time.monotonic() - started:.2f} s (gives up after "
+                f"{t.connect_args['timeout']:g} s: DB_CONNECT_TIMEOUT)"
+            )
+
+        check("connect", connect)
         if facts:
-            print(f"ok    migrations: the configured database is {facts[1]}")
+            f = facts[0]
+
+            def createdb() -> str:
+                if not f.can_create_databases:
+                    raise no_createdb(f.role, where(t.url))
+                return f"{f.role!r} may create databases (every notebook makes its own)"
+
+            check("createdb", createdb)
+            print(
+                f"ok    connections: {f.headroom} free (max_connections {f.max_connections}"
+                f" - superuser_reserved_connections {f.reserved} - {f.in_use} in use)"
+            )
+            check("migrations", lambda: migration_state(t.url, t.connect_args))
     if problems:
         print(f"\n{len(problems)} problem(s):", file=sys.stderr)
         for p in problems:

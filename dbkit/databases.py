@@ -28,7 +28,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection, create_async_engine
 from sqlalchemy.pool import NullPool
 
 from dbkit.errors import SetupError, explain
-from dbkit.settings import PROJECT_ROOT, database_url, load
+from dbkit.settings import PROJECT_ROOT, connect_args, database_url, load
 
 PREFIX = "dbkit_"  # every database this module makes starts with it, so it drops no other
 NAMESPACE_LENGTH = 20
@@ -95,7 +95,9 @@ class _admin:
 
     def __init__(self, url: URL) -> None:
         self.url = url
-        self.engine = create_async_engine(url, poolclass=NullPool, isolation_level="AUTOCOMMIT")
+        self.engine = create_async_engine(
+            url, poolclass=NullPool, isolation_level="AUTOCOMMIT", connect_args=connect_args()
+        )
 
     async def __aenter__(self) -> AsyncConnection:
         try:
@@ -107,9 +109,11 @@ class _admin:
             raise
         return self.conn
 
-    async def __aexit__(self, *exc: object) -> None:
+    async def __aexit__(self, kind: object, exc: BaseException | None, tb: object) -> None:
         await self.conn.close()
         await self.engine.dispose()
+        if exc is not None and (problem := explain(exc, self.url)) is not None:
+            raise problem from None  # e.g. a role that may not create databases
 
 
 async def _check_ours(conn: AsyncConnection, db: str, ns: str) -> bool:

@@ -95,8 +95,9 @@ def start(
     host = str(upstream.query.get("host") or upstream.host or "localhost")
     user = upstream.username or "postgres"
     password = upstream.password or secrets.token_urlsafe(16)
-    if any(c in host + user for c in "'\" \\"):
+    if any(c in user for c in '"\\\n') or any(c in host for c in "\\\n"):
         raise SetupError(f"dbkit.pgbouncer cannot quote the host or user {host!r}, {user!r}")
+    quoted_host = "'" + host.replace("'", "''") + "'"  # a socket dir may hold spaces
     workdir = server.private_dir(name)
     runs_as = _unprivileged_user()
     quoted = password.replace('"', '""')
@@ -106,7 +107,7 @@ def start(
         port = _free_port()
         (workdir / "pgbouncer.ini").write_text(
             f"""[databases]
-* = host={host} port={upstream.port or 5432}
+* = host={quoted_host} port={upstream.port or 5432}
 
 [pgbouncer]
 listen_addr = 127.0.0.1

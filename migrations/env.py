@@ -69,8 +69,8 @@ def do_run_migrations(connection: Connection) -> None:
 
 
 async def run_async_migrations() -> None:
-    url = database_url()
-    engine = create_async_engine(url, poolclass=NullPool)
+    url = database_url()  # connect_args: the connect timeout, server settings
+    engine = create_async_engine(url, poolclass=NullPool, connect_args=settings.connect_args())
     try:
         async with engine.connect() as connection:
             await connection.run_sync(do_run_migrations)

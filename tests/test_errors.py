@@ -4,6 +4,7 @@ never a traceback. Each runs the real CLI against a real server (or a real close
 from __future__ import annotations
 
 import tempfile
+from urllib.parse import quote
 
 import pytest
 from sqlalchemy.engine import URL
@@ -31,7 +32,8 @@ def url_env(url: URL) -> dict[str, str]:
 
 
 def test_malformed_database_url() -> None:
-    result = run_dbkit("doctor", env={"DATABASE_URL": f"postgresql://me:{SECRET}@host:port/db"})
+    encoded = quote(SECRET, safe="")  # a single '@'; the port is what is wrong
+    result = run_dbkit("doctor", env={"DATABASE_URL": f"postgresql://me:{encoded}@host:port/db"})
     assert_one_clear_line(
         result,
         "DATABASE_URL is not a URL that can be parsed",

@@ -180,6 +180,7 @@ def machine() -> dict[str, Any]:
         "platform": f"{platform.system()} {platform.machine()}",
         "sqlalchemy": version("sqlalchemy"),
         "asyncpg": version("asyncpg"),
+        "psycopg": version("psycopg"),
     }
 
 
@@ -235,6 +236,7 @@ async def bench(
                 "trips": trips[layer.key].one,
                 "python_calls": round(calls[layer.key]),
                 "recommended": layer.recommended,
+                "recommended_write": layer.recommended_write,
                 "seed": layer.seed,
             }
         )
@@ -275,7 +277,13 @@ def table(results: dict[str, Any]) -> str:
         "|---|---:|---:|---:|---:|---:|---:|",
     ]
     for row in results["rows"]:
-        mark = " **(recommended)**" if row["recommended"] else " *(seed)*" if row["seed"] else ""
+        mark = (
+            " **(recommended)**"
+            if row["recommended"] or row.get("recommended_write")
+            else " *(seed)*"
+            if row["seed"]
+            else ""
+        )
         lines.append(
             f"| {row['name']}{mark} | {row['req_per_s']:,} | **{row['ratio']:.2f}x** "
             f"| {row['ratio_min']:.2f}–{row['ratio_max']:.2f} | {row['cpu_ratio']:.2f}x "
@@ -291,7 +299,7 @@ def table(results: dict[str, Any]) -> str:
         f"Machine: {m['cores']} cores, {m['platform']}, Python {m['python']}, "
         f"PostgreSQL {m['postgresql']} ({m.get('connection', 'unix socket')}), "
         f"SQLAlchemy {m['sqlalchemy']}, "
-        f"asyncpg {m['asyncpg']}.",
+        f"asyncpg {m['asyncpg']}, psycopg {m.get('psycopg', '?')}.",
     ]
     return "\n".join(lines)
 

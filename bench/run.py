@@ -48,11 +48,14 @@ async def fill(url: URL, rows: int = ROWS) -> None:
     await migrate.upgrade(url)
     conn = await asyncpg.connect(**asyncpg_args(url))
     try:
-        await conn.execute("INSERT INTO authors (id, name) VALUES (1, 'Ursula K. Le Guin')")
-        await conn.executemany(
-            "INSERT INTO books (id, title, author_id, published) VALUES ($1, $2, 1, $3)",
-            [(i, f"Book {i}", 1900 + i % 120) for i in range(1, rows + 1)],
+        author = await conn.fetchval(
+            "INSERT INTO authors (name) VALUES ('Ursula K. Le Guin') RETURNING id"
         )
+        await conn.executemany(  # ids 1..rows, as the requests ask for them
+            "INSERT INTO books (id, title, author_id, published) VALUES ($1, $2, $3, $4)",
+            [(i, f"Book {i}", author, 1900 + i % 120) for i in range(1, rows + 1)],
+        )
+        await conn.execute("SELECT setval('books_id_seq', $1)", rows)
         await conn.execute("ANALYZE books")
     finally:
         await conn.close()

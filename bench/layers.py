@@ -90,8 +90,8 @@ def psycopg_conninfo(url: URL) -> str:
     """The same, as a libpq connection string for psycopg."""
     args = asyncpg_args(url)
     args["dbname"] = args.pop("database")
-    if "ssl" in args:
-        args["sslmode"] = "require" if args.pop("ssl") in ("require", True, "true") else "prefer"
+    if "ssl" in args:  # asyncpg's ssl= takes libpq's sslmode names
+        args["sslmode"] = args.pop("ssl")
     return psycopg.conninfo.make_conninfo(**{k: v for k, v in args.items() if v is not None})
 
 

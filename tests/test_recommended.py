@@ -300,3 +300,27 @@ async def test_the_unit_of_work_is_atomic(url: URL) -> None:
         await in_transaction(make_session_factory(engine), half_done)
     await engine.dispose()
     assert await count_authors(url) == 1
+
+
+async def test_on_psycopg_the_checkout_check_sees_nothing_and_retry_once_recovers(url: URL) -> None:
+    """psycopg does not watch an idle connection's socket: a connection the server ended
+    is found dead on first use (bench/README.md, the peer)."""
+    engine = make_read_engine(url.set(drivername="postgresql+psycopg"), pool_size=1)
+    reads = make_read_session_factory(engine)
+
+    async def title() -> str:
+        async with reads() as session:
+            return (await session.get(Book, 7)).title
+
+    async def kill() -> None:
+        async with reads() as session:
+            pid = await session.scalar(text("SELECT pg_backend_pid()"))
+        await kill_the_pooled_connection(url, pid)
+
+    await kill()
+    with pytest.raises(exc.DBAPIError) as caught:
+        await title()
+    assert caught.value.connection_invalidated
+    await kill()
+    assert await retry_once(title) == "Book 7"
+    await engine.dispose()

@@ -1,8 +1,15 @@
-"""The layers the benchmark compares: one small request, a primary key lookup, each way.
+"""The layers the benchmark compares: one small request, a primary key lookup, each way,
+and one small unit of work that writes.
 
 Each layer is an async context manager: `async with layer.open(url, pool_size) as request`
 builds the engine or pool, yields `request(book_id) -> title`, and disposes of everything
-when it ends. The engines come from dbkit (dbkit/engine.py), as in notebooks 04–07.
+when it ends. No engine or session is defined here: they all come from dbkit
+(dbkit/engine.py, dbkit/retry.py), as a learner's service would import them; this file
+only says what each request does with them.
+
+The write is "rename a book" (PATCH /books/{id}): an `UPDATE ... RETURNING title` in a
+transaction of its own. It sets the title the book already has (`Book <id>`), so every
+request can check its answer; PostgreSQL writes a new row version all the same.
 """
 
 from __future__ import annotations
@@ -15,18 +22,24 @@ from dataclasses import dataclass
 from typing import Any, TypeVar
 
 import asyncpg
-from sqlalchemy import bindparam, event, exc, select
+import psycopg
+import psycopg_pool
+from sqlalchemy import bindparam, select, update
 from sqlalchemy.engine import URL
-from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
+from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession
 
 from dbkit.engine import (
     make_engine,
+    make_fast_engine,
+    make_read_engine,
+    make_read_session_factory,
     make_session_factory,
     seed_scoped_session,
     seed_session_factory,
     session_scope,
 )
 from dbkit.models import Book
+from dbkit.retry import in_transaction, retry_once
 
 Request = Callable[[int], Awaitable[str]]
 T = TypeVar("T")
@@ -35,6 +48,16 @@ SQL = "SELECT id, title, author_id, published FROM books WHERE id = $1"
 BOOKS = Book.__table__
 BY_ID = select(BOOKS).where(BOOKS.c.id == bindparam("id"))  # Core: rows
 BOOK_BY_ID = select(Book).where(Book.id == bindparam("id"))  # ORM: Book objects
+RENAME_SQL = "UPDATE books SET title = $2 WHERE id = $1 RETURNING title"
+# Built once, on the table: through a session, a Core statement skips the ORM's bulk
+# UPDATE machinery, which exists to keep the objects loaded in the session in step (the
+# unit of work has loaded none). About 235 Python calls fewer than update(Book).
+RENAME = (
+    update(BOOKS)
+    .where(BOOKS.c.id == bindparam("book_id"))
+    .values(title=bindparam("new_title"))
+    .returning(BOOKS.c.title)
+)
 
 
 @dataclass(frozen=True)
@@ -44,7 +67,8 @@ class Layer:
     open: Callable[[URL, int], AbstractAsyncContextManager[Request]]
     baseline: bool = False
     seed: bool = False
-    recommended: bool = False
+    recommended: bool = False  # the recommended read path
+    recommended_write: bool = False  # the recommended unit of work
 
 
 def asyncpg_args(url: URL) -> dict[str, Any]:
@@ -60,6 +84,15 @@ def asyncpg_args(url: URL) -> dict[str, Any]:
     if "ssl" in url.query:
         args["ssl"] = url.query["ssl"]
     return args
+
+
+def psycopg_conninfo(url: URL) -> str:
+    """The same, as a libpq connection string for psycopg."""
+    args = asyncpg_args(url)
+    args["dbname"] = args.pop("database")
+    if "ssl" in args:  # asyncpg's ssl= takes libpq's sslmode names
+        args["sslmode"] = args.pop("ssl")
+    return psycopg.conninfo.make_conninfo(**{k: v for k, v in args.items() if v is not None})
 
 
 # --- the baseline -------------------------------------------------------------------------
@@ -80,6 +113,52 @@ async def raw_asyncpg(url: URL, pool_size: int) -> AsyncIterator[Request]:
         yield request
     finally:
         await pool.close()
+
+
+@asynccontextmanager
+async def raw_asyncpg_write(url: URL, pool_size: int) -> AsyncIterator[Request]:
+    """The unit of work in raw asyncpg: a transaction around one UPDATE ... RETURNING.
+    What a write costs at the least, for comparison."""
+    pool = await asyncpg.create_pool(**asyncpg_args(url), min_size=pool_size, max_size=pool_size)
+
+    async def request(book_id: int) -> str:
+        async with pool.acquire() as conn, conn.transaction():
+            return await conn.fetchval(RENAME_SQL, book_id, f"Book {book_id}")
+
+    try:
+        yield request
+    finally:
+        await pool.close()
+
+
+# --- the peer driver: psycopg 3 -------------------------------------------------------------
+
+
+@asynccontextmanager
+async def raw_psycopg(url: URL, pool_size: int) -> AsyncIterator[Request]:
+    """psycopg 3 with psycopg_pool, default settings: `pool.connection()` hands out a
+    connection in a transaction (BEGIN before the first query) and commits when the block
+    ends; psycopg prepares a statement once it has run it 5 times on a connection."""
+    pool = psycopg_pool.AsyncConnectionPool(
+        psycopg_conninfo(url), min_size=pool_size, max_size=pool_size, open=False
+    )
+    await pool.open(wait=True)
+
+    async def request(book_id: int) -> str:
+        async with pool.connection() as conn:
+            cursor = await conn.execute(SQL.replace("$1", "%s"), (book_id,))
+            row = await cursor.fetchone()
+        assert row is not None
+        return row[1]
+
+    try:
+        yield request
+    finally:
+        await pool.close()
+
+
+def psycopg_url(url: URL) -> URL:
+    return url.set(drivername="postgresql+psycopg")
 
 
 # --- the seed, as learners bring it --------------------------------------------------------
@@ -166,62 +245,11 @@ def session_get(pre_ping: bool) -> Callable[[URL, int], AbstractAsyncContextMana
 # --- the recommended path ------------------------------------------------------------------
 
 
-def check_alive_on_checkout(engine: AsyncEngine) -> None:
-    """A pre-ping that costs no round trip: on checkout, ask the driver whether it has
-    already seen the connection close (the server ended it, or restarted: the socket's EOF
-    arrived while the connection sat in the pool). If so, the pool replaces it before the
-    request uses it. What it cannot see (a silently dropped network path) is left to
-    pool_recycle and to retrying idempotent work, see `retry_once`."""
-
-    @event.listens_for(engine.sync_engine, "checkout")
-    def _alive(dbapi_connection: Any, record: Any, proxy: Any) -> None:
-        if dbapi_connection.driver_connection.is_closed():
-            raise exc.DisconnectionError("the server closed this pooled connection")
-
-
-def make_fast_engine(url: URL, pool_size: int = 5, **options: Any) -> AsyncEngine:
-    """The recommended engine: no pre-ping round trips; connections recycled before any
-    server or network idle timeout can end them; dead ones noticed at checkout for free."""
-    options.setdefault("pool_recycle", 1800)
-    engine = make_engine(url, pool_pre_ping=False, pool_size=pool_size, **options)
-    check_alive_on_checkout(engine)
-    return engine
-
-
-async def retry_once(work: Callable[[], Awaitable[T]]) -> T:
-    """Run idempotent work; if its connection turned out dead, run it once more (the pool
-    has replaced the connection by then)."""
-    try:
-        return await work()
-    except exc.DBAPIError as error:
-        if not error.connection_invalidated:
-            raise
-        return await work()
-
-
-def make_read_engine(url: URL, pool_size: int = 5, **options: Any) -> AsyncEngine:
-    """An engine for requests that only read: the recommended engine in AUTOCOMMIT, so no
-    BEGIN and no COMMIT/ROLLBACK, one round trip per query. Each statement then sees its
-    own snapshot: use it where one query answers the request, or where the queries need
-    not agree with each other; everything that writes uses `session_scope`.
-
-    A separate engine (and pool) rather than `engine.execution_options(isolation_level=
-    "AUTOCOMMIT")`: that shares the pool but switches the isolation level at every
-    checkout and back at every return, which costs more Python work (~180 function calls
-    per request, measured with cProfile) than the two round trips it saves."""
-    return make_fast_engine(url, pool_size, isolation_level="AUTOCOMMIT", **options)
-
-
-def make_read_session_factory(engine: AsyncEngine) -> async_sessionmaker[AsyncSession]:
-    """Sessions on the read engine, as `make_session_factory` makes them."""
-    return async_sessionmaker(engine, expire_on_commit=False)
-
-
 @asynccontextmanager
 async def scope_fast(url: URL, pool_size: int) -> AsyncIterator[Request]:
     """Notebook 07's request (session_scope: a session and a transaction per request) on
-    the recommended engine: BEGIN, the query, COMMIT, and nothing else. What a request
-    that writes costs."""
+    the recommended engine, around the read: BEGIN, the query, COMMIT. What a read costs
+    that is wrapped in a unit of work."""
     async with disposing(make_fast_engine(url, pool_size)) as engine:
         factory = make_session_factory(engine)
 
@@ -231,16 +259,16 @@ async def scope_fast(url: URL, pool_size: int) -> AsyncIterator[Request]:
             return book.title
 
         async def request(book_id: int) -> str:
-            return await retry_once(lambda: lookup(book_id))
+            return await retry_once(lookup, book_id)
 
         yield request
 
 
 @asynccontextmanager
 async def recommended(url: URL, pool_size: int) -> AsyncIterator[Request]:
-    """The recommended path for this request, a read: a session per request from the
-    read factory (AUTOCOMMIT: one round trip), a statement built once, retried once if
-    its connection was dead."""
+    """The recommended read path, exactly as dbkit gives it to a service: a session per
+    request from the read factory (a read-only engine in AUTOCOMMIT: one round trip), a
+    statement built once, retried once if its connection was dead."""
     async with disposing(make_read_engine(url, pool_size)) as engine:
         reads = make_read_session_factory(engine)
 
@@ -252,7 +280,34 @@ async def recommended(url: URL, pool_size: int) -> AsyncIterator[Request]:
             return book.title
 
         async def request(book_id: int) -> str:
-            return await retry_once(lambda: lookup(book_id))
+            return await retry_once(lookup, book_id)
+
+        yield request
+
+
+@asynccontextmanager
+async def recommended_psycopg(url: URL, pool_size: int) -> AsyncIterator[Request]:
+    """The same recommended read path, on SQLAlchemy's `postgresql+psycopg` async dialect."""
+    async with recommended(psycopg_url(url), pool_size) as request:
+        yield request
+
+
+async def rename_book(session: AsyncSession, book_id: int) -> str:
+    title = await session.scalar(RENAME, {"book_id": book_id, "new_title": f"Book {book_id}"})
+    assert title is not None
+    return title
+
+
+@asynccontextmanager
+async def recommended_write(url: URL, pool_size: int) -> AsyncIterator[Request]:
+    """The recommended unit of work: `in_transaction` (one session, one transaction,
+    COMMIT at the end, started again if the connection died before the COMMIT) on the
+    recommended engine. BEGIN, the UPDATE ... RETURNING, COMMIT: three round trips."""
+    async with disposing(make_fast_engine(url, pool_size)) as engine:
+        factory = make_session_factory(engine)
+
+        async def request(book_id: int) -> str:
+            return await in_transaction(factory, lambda session: rename_book(session, book_id))
 
         yield request
 
@@ -280,12 +335,29 @@ LAYERS = [
         session_get(True),
     ),
     Layer("session", "AsyncSession per request, no pre-ping", session_get(False)),
-    Layer("scope_fast", "session_scope (BEGIN ... COMMIT), no pre-ping", scope_fast),
+    Layer("scope_fast", "session_scope around the read, no pre-ping", scope_fast),
     Layer(
         "recommended",
-        "recommended: session on the read engine (AUTOCOMMIT)",
+        "recommended read: session on the read-only AUTOCOMMIT engine",
         recommended,
         recommended=True,
     ),
     Layer("core_read", "Core, AUTOCOMMIT (no ORM)", core_read),
+    Layer(
+        "asyncpg_write",
+        "write, raw asyncpg: a transaction, UPDATE ... RETURNING",
+        raw_asyncpg_write,
+    ),
+    Layer(
+        "recommended_write",
+        "recommended unit of work: in_transaction, UPDATE ... RETURNING",
+        recommended_write,
+        recommended_write=True,
+    ),
+    Layer("psycopg", "peer: raw psycopg 3 pool (psycopg_pool, defaults)", raw_psycopg),
+    Layer(
+        "recommended_psycopg",
+        "peer: the recommended read on postgresql+psycopg",
+        recommended_psycopg,
+    ),
 ]

@@ -13,13 +13,17 @@ and `in_transaction()` does exactly that. It never retries:
 
 Keep side effects that are not database work (an e-mail, an HTTP call) out of `work`:
 they cannot be rolled back, so they would happen once per attempt.
+
+`in_transaction` is the recommended unit of work (notebook 11): one session, one
+transaction that commits at the end, on `dbkit.engine.make_fast_engine`. A read on the
+read engine (`make_read_engine`), which has no transaction, uses `retry_once` instead.
 """
 
 from __future__ import annotations
 
 import asyncio
 from collections.abc import Awaitable, Callable
-from typing import TypeVar
+from typing import Any, TypeVar
 
 from sqlalchemy.exc import DBAPIError
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
@@ -61,3 +65,17 @@ async def in_transaction(
                 return result
         await asyncio.sleep(backoff * 2 ** (attempt - 1))
     raise AssertionError("unreachable")
+
+
+async def retry_once(work: Callable[..., Awaitable[T]], *args: Any) -> T:
+    """`await work(*args)`, idempotent work such as a read; if its connection turned out
+    dead, run it once more: the pool has replaced the connection by then. The partner of
+    an engine without pre-ping (`dbkit.engine.make_read_engine`): what its free checkout
+    check cannot see, a connection whose network path died silently, fails the first try,
+    not the request."""
+    try:
+        return await work(*args)
+    except DBAPIError as error:
+        if not error.connection_invalidated:
+            raise
+        return await work(*args)

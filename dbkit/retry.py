@@ -7,9 +7,13 @@ has rolled it back. Running the whole unit of work again from the start is then 
 and `in_transaction()` does exactly that. It never retries:
 
 * an error the data causes (a unique violation, a bad value): it would fail again;
-* a failure of the COMMIT itself: the server may have committed before the connection
-  died, so running the work again could do it twice;
+* a connection lost during the COMMIT: the server may have committed before the
+  connection died, so running the work again could do it twice;
 * anything after `max_attempts`.
+
+A COMMIT that the server *answers* with a serialization failure (40001, the usual place
+for it under SERIALIZABLE) or a deadlock (40P01) did not commit anything: that one is
+retried like a failure before the COMMIT.
 
 Keep side effects that are not database work (an e-mail, an HTTP call) out of `work`:
 they cannot be rolled back, so they would happen once per attempt.
@@ -51,8 +55,9 @@ async def in_transaction(
     backoff: float = 0.05,
 ) -> T:
     """Run `work(session)` in a new session and transaction, and commit. If it fails with
-    a transient error before the commit, start again with a new session (up to
-    `max_attempts` in all, sleeping `backoff`, then twice that, ... in between)."""
+    a transient error before the commit, or the server refuses the COMMIT with 40001 or
+    40P01, start again with a new session (up to `max_attempts` in all, sleeping
+    `backoff`, then twice that, ... in between)."""
     for attempt in range(1, max_attempts + 1):
         async with factory() as session:
             try:
@@ -61,8 +66,15 @@ async def in_transaction(
                 if attempt == max_attempts or not is_transient(exc):
                     raise
             else:
-                await session.commit()  # outside the try: a failed COMMIT is never retried
-                return result
+                try:
+                    await session.commit()
+                    return result
+                except DBAPIError as exc:
+                    # the server answered "not committed": safe to run again. A lost
+                    # connection (no answer: committed or not?) is never retried.
+                    refused = getattr(exc.orig, "sqlstate", None) in {"40001", "40P01"}
+                    if attempt == max_attempts or exc.connection_invalidated or not refused:
+                        raise
         await asyncio.sleep(backoff * 2 ** (attempt - 1))
     raise AssertionError("unreachable")
 

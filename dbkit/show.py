@@ -14,10 +14,12 @@ from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 
 async def frame(db: AsyncEngine | AsyncConnection, sql: str, **params: Any) -> pd.DataFrame:
-    """The result of `sql` as a DataFrame."""
+    """The result of `sql` as a DataFrame. An `id` column becomes its index, so a table
+    shows its own ids and not pandas' 0, 1, 2 beside them."""
 
     def read(conn: Connection) -> pd.DataFrame:
-        return pd.read_sql_query(text(sql), conn, params=params)
+        df = pd.read_sql_query(text(sql), conn, params=params)
+        return df.set_index("id") if "id" in df.columns else df
 
     if isinstance(db, AsyncConnection):
         return await db.run_sync(read)

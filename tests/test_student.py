@@ -12,7 +12,15 @@ import nbformat
 import pytest
 from nbclient import NotebookClient
 
-from tools.student import BEGIN, END, SOLVED, differences, expected, strip_solutions
+from tools.student import (
+    BEGIN,
+    END,
+    SOLVED,
+    differences,
+    expected,
+    strip_solutions,
+    student_copy,
+)
 
 
 def test_solutions_become_placeholders_that_raise() -> None:
@@ -23,6 +31,17 @@ def test_solutions_become_placeholders_that_raise() -> None:
     )
     with pytest.raises(ValueError, match="unbalanced"):
         strip_solutions(f"{BEGIN}\ny = 2\n")
+
+
+def test_a_learner_copy_names_its_own_database_in_code_and_prose() -> None:
+    nb = nbformat.v4.new_notebook()
+    nb.cells = [
+        nbformat.v4.new_markdown_cell('`fresh_database("nb05")` makes `dbkit_<you>_nb05`.'),
+        nbformat.v4.new_code_cell('url = await fresh_database("nb05")'),
+    ]
+    prose, code = (c.source for c in student_copy(nb).cells)
+    assert prose == '`fresh_database("nb05_student")` makes `dbkit_<you>_nb05_student`.'
+    assert code == 'url = await fresh_database("nb05_student")'
 
 
 def test_student_copies_are_up_to_date() -> None:

@@ -4,7 +4,8 @@ In the solved notebooks an exercise's solution sits between a `### BEGIN SOLUTIO
 and a `### END SOLUTION` line. The learner copy keeps everything else as it is and
 replaces each such block with `# YOUR CODE HERE` and `raise NotImplementedError()`
 (indented like the markers), clears every output, and gives each notebook a database
-of its own (`fresh_database("nb05")` becomes `fresh_database("nb05_student")`), so a
+of its own (`fresh_database("nb05")` becomes `fresh_database("nb05_student")`, in the
+code and in the prose, where `dbkit_<you>_nb05` becomes `dbkit_<you>_nb05_student`), so a
 solved notebook and its learner copy can run side by side.
 
 Learners work in notebooks/student/. A learner copy that differs from the one committed
@@ -44,15 +45,19 @@ def strip_solutions(source: str) -> str:
     )
 
 
+def own_database(source: str) -> str:
+    """The learner copy's database: nb05 -> nb05_student, as code and as prose name it."""
+    source = re.sub(r'fresh_database\("(nb\d+)"', r'fresh_database("\1_student"', source)
+    return re.sub(r"\b(dbkit_<you>_nb\d+)\b", r"\1_student", source)
+
+
 def student_copy(nb: nbformat.NotebookNode) -> nbformat.NotebookNode:
     copy = nbformat.from_dict(nb)
     for cell in copy.cells:
+        cell.source = own_database(cell.source)
         if cell.cell_type != "code":
             continue
         cell.source = strip_solutions(cell.source)
-        cell.source = re.sub(
-            r'fresh_database\("(nb\d+)"', r'fresh_database("\1_student"', cell.source
-        )
         cell.outputs = []
         cell.execution_count = None
     return copy

@@ -14,6 +14,7 @@ checks     leaked connections, checked before dispose
 retry      retry a transaction only when that is safe
 pgbouncer  PgBouncer in front of the server
 demo       what notebooks and tests do to stage a failure on purpose, written once
+proxy      a TCP proxy on 127.0.0.1 that can black-hole its connections
 """
 
 from dbkit.databases import drop_database, fresh_database

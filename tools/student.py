@@ -90,12 +90,23 @@ def committed(path: Path) -> str | None:
 
 
 def learners_work(path: Path) -> bool:
-    """Did somebody change this learner copy since it was committed (or, outside git,
-    since it was generated)? Then it is a learner's work."""
+    """Did somebody change this learner copy since it was committed? Then it is a
+    learner's work. A copy git has never shipped (a notebook being written) is not; outside
+    git, any copy on disk counts as a learner's."""
     if not path.exists():
         return False
     shipped = committed(path)
-    return path.read_text() != shipped if shipped is not None else True
+    if shipped is None:
+        return not _in_git()
+    return path.read_text() != shipped
+
+
+def _in_git() -> bool:
+    try:
+        done = subprocess.run(["git", "rev-parse", "HEAD"], cwd=ROOT, capture_output=True)
+    except OSError:
+        return False
+    return done.returncode == 0
 
 
 def differences(want: dict[Path, str]) -> tuple[list[Path], list[Path]]:

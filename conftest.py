@@ -1,36 +1,45 @@
 """pytest set-up shared by tests/ and notebooks/ (the notebooks run through nbval).
 
+* The tests work in a namespace of their own (`test<yours>`), so they never touch the
+  databases of your notebooks, whatever you have open.
 * The embedded server, when it is the configured database, is started once before the run
-  and stopped after it, unless it was already running (then it is left as it was).
+  and stopped after it, unless it was already running or somebody else still uses it.
 * At the end, the time each notebook took (all its cells, kernel start included).
 """
 
 from __future__ import annotations
 
+import os
 from collections import defaultdict
 
 import pytest
 
 from dbkit import server
+from dbkit.databases import namespace
 from dbkit.settings import load, target
 
-_started_here = False
+TEST_NAMESPACE_PREFIX = "test"
+_embedded = False
 _notebook_seconds: defaultdict[str, float] = defaultdict(float)
 
 
 def pytest_configure(config: pytest.Config) -> None:
-    global _started_here
+    global _embedded
     if hasattr(config, "workerinput"):  # an xdist worker: the controller did this
         return
-    settings = load()
+    # The tests' databases carry a namespace of their own ("test" + yours), inherited by
+    # every kernel and subprocess: a test never touches a database of your notebooks.
+    os.environ["DBKIT_NAMESPACE"] = TEST_NAMESPACE_PREFIX + namespace()
     was_running = server.status() is not None
-    t = target(settings)  # starts the embedded server when it is the configured one
-    _started_here = t.source.startswith("the embedded") and not was_running
+    t = target(load())  # starts the embedded server when it is the configured one
+    _embedded = t.source.startswith("the embedded")
+    if _embedded and not was_running:
+        server.stop_when_done()  # by the last lab or test run to leave, not under another
 
 
 def pytest_unconfigure(config: pytest.Config) -> None:
-    if _started_here:
-        server.stop()
+    if _embedded:
+        server.leave()
 
 
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:

@@ -51,7 +51,10 @@ def cmd_start(args: argparse.Namespace) -> int:
 
 
 def cmd_stop(args: argparse.Namespace) -> int:
-    print("stopped the embedded PostgreSQL" if server.stop() else "it was not running")
+    for folder in server.stop_all_private():
+        print(f"stopped the private servers a notebook had left in {folder.name}")
+    stopped = server.stop(force=args.force)
+    print("stopped the embedded PostgreSQL" if stopped else "it was not running")
     return 0
 
 
@@ -62,7 +65,7 @@ def cmd_reset(args: argparse.Namespace) -> int:
         if answer.strip().lower() not in ("y", "yes"):
             print("nothing deleted")
             return 0
-    server.reset(pgdata)
+    server.reset(pgdata, force=args.force)
     print(f"deleted {pgdata}; the next start creates an empty server")
     return 0
 
@@ -171,12 +174,29 @@ def cmd_doctor(args: argparse.Namespace) -> int:
     return 0
 
 
+def lab_state() -> dict[str, str]:
+    """JupyterLab's workspaces (open tabs) and settings kept in the project (.dbkit/lab), so
+    tabs and settings of the user's other labs neither leak in nor out; the "news" pop-up
+    off. Returned as the environment variables JupyterLab reads."""
+    lab = PROJECT_ROOT / ".dbkit" / "lab"
+    news = lab / "settings/@jupyterlab/apputils-extension/notification.jupyterlab-settings"
+    news.parent.mkdir(parents=True, exist_ok=True)
+    if not news.exists():
+        news.write_text('{"fetchNews": "false", "checkForUpdates": false}\n')
+    return {
+        "JUPYTERLAB_WORKSPACES_DIR": str(lab / "workspaces"),
+        "JUPYTERLAB_SETTINGS_DIR": str(lab / "settings"),
+    }
+
+
 def cmd_lab(args: argparse.Namespace) -> int:
     """JupyterLab in the project root with the database running."""
     was_running = server.status() is not None
     t = target()
     print(f"database: {t}")
-    started_here = t.source.startswith("the embedded") and not was_running
+    embedded = t.source.startswith("the embedded")
+    if embedded and not was_running:
+        server.stop_when_done()  # by the last lab or test run to leave, not under another
     port = os.environ.get("JUPYTER_PORT", "8888")
     argv = [
         sys.executable,
@@ -195,7 +215,7 @@ def cmd_lab(args: argparse.Namespace) -> int:
         argv.append("--no-browser")
     if os.geteuid() == 0:
         argv.append("--allow-root")
-    lab = subprocess.Popen(argv, cwd=PROJECT_ROOT)
+    lab = subprocess.Popen(argv, cwd=PROJECT_ROOT, env={**os.environ, **lab_state()})
     # `kill` of this process stops JupyterLab too (Ctrl-C reaches both by itself)
     signal.signal(signal.SIGTERM, lambda *_: lab.terminate())
     try:
@@ -205,9 +225,8 @@ def cmd_lab(args: argparse.Namespace) -> int:
             except KeyboardInterrupt:
                 continue  # JupyterLab got the Ctrl-C as well and is shutting down
     finally:
-        if started_here:
-            server.stop()
-            print("stopped the embedded PostgreSQL, which `make lab` had started")
+        if embedded:
+            print(server.leave())
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -218,9 +237,12 @@ def main(argv: list[str] | None = None) -> int:
         fn=cmd_doctor
     )
     sub.add_parser("start", help="start (or find) the database").set_defaults(fn=cmd_start)
-    sub.add_parser("stop", help="stop the embedded PostgreSQL").set_defaults(fn=cmd_stop)
+    stop = sub.add_parser("stop", help="stop the embedded PostgreSQL and notebooks' servers")
+    stop.add_argument("--force", action="store_true", help="even while others use it")
+    stop.set_defaults(fn=cmd_stop)
     reset = sub.add_parser("reset", help="delete the embedded PostgreSQL's data")
     reset.add_argument("--yes", action="store_true", help="do not ask")
+    reset.add_argument("--force", action="store_true", help="even while others use it")
     reset.set_defaults(fn=cmd_reset)
     sub.add_parser("lab", help="JupyterLab with the database ready").set_defaults(fn=cmd_lab)
     args = parser.parse_args(argv)

@@ -3,9 +3,12 @@
 `start(upstream)` runs Debian's `pgbouncer` (apt-get install pgbouncer) on a free port of
 127.0.0.1, forwarding every database of `upstream`'s server, and returns a `Bouncer` whose
 `url` the app connects to instead. Stop it with `bouncer.stop()` (or `with start(...)`).
+Its files live in a private folder tied to the process that started it
+(`dbkit.server.private_dir`): when a kernel dies, its PgBouncer is stopped too, and
+`make stop` stops any that are left.
 
 Clients log in to PgBouncer with a password, always (scram-sha-256, read from an
-`auth_file` in a private temp directory): the upstream one when the upstream role has one,
+`auth_file` in that private folder): the upstream one when the upstream role has one,
 else a random one made for this run (the embedded server's `postgres` role has none).
 PgBouncer refuses to run as root; as root it runs as the embedded server's user, `dbkit`.
 """
@@ -17,7 +20,6 @@ import secrets
 import shutil
 import socket
 import subprocess
-import tempfile
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -25,6 +27,7 @@ from types import TracebackType
 
 from sqlalchemy.engine import URL
 
+from dbkit import server
 from dbkit.errors import SetupError
 
 INSTALL = (
@@ -63,7 +66,7 @@ class Bouncer:
             except subprocess.TimeoutExpired:
                 self.process.kill()
                 self.process.wait()
-        shutil.rmtree(self.workdir, ignore_errors=True)
+        server.stop_private(self.workdir)
 
     def log(self) -> str:
         """PgBouncer's own log (it may hold host names, never a password)."""
@@ -79,9 +82,13 @@ class Bouncer:
         self.stop()
 
 
-def start(upstream: URL, *, pool_mode: str = "transaction", pool_size: int = 2) -> Bouncer:
+def start(
+    upstream: URL, *, pool_mode: str = "transaction", pool_size: int = 2, name: str = "pgbouncer"
+) -> Bouncer:
     """PgBouncer for `upstream`'s server on a free local port; `pool_size` server
-    connections per (database, user) pair, handed out per transaction by default."""
+    connections per (database, user) pair, handed out per transaction by default.
+    Starting another with the same `name` in this process (a cell run twice) stops the
+    previous one first."""
     program = binary()
     if program is None:
         raise SetupError(INSTALL)
@@ -90,7 +97,7 @@ def start(upstream: URL, *, pool_mode: str = "transaction", pool_size: int = 2) 
     password = upstream.password or secrets.token_urlsafe(16)
     if any(c in host + user for c in "'\" \\"):
         raise SetupError(f"dbkit.pgbouncer cannot quote the host or user {host!r}, {user!r}")
-    workdir = Path(tempfile.mkdtemp(prefix="dbkit-pgbouncer-"))
+    workdir = server.private_dir(name)
     runs_as = _unprivileged_user()
     quoted = password.replace('"', '""')
     (workdir / "users.txt").write_text(f'"{user}" "{quoted}"\n')
@@ -111,6 +118,7 @@ pool_mode = {pool_mode}
 default_pool_size = {pool_size}
 max_client_conn = 200
 logfile = {workdir / "pgbouncer.log"}
+pidfile = {workdir / "pgbouncer.pid"}
 ignore_startup_parameters = extra_float_digits
 """
         )
@@ -169,8 +177,6 @@ def _unprivileged_user() -> tuple[int, int] | None:
     """(uid, gid) to run as when we are root, as the embedded server does; else None."""
     if os.geteuid() != 0:
         return None
-    from dbkit.server import server_user
-
-    user = server_user()
+    user = server.server_user()
     assert user is not None
     return user.pw_uid, user.pw_gid

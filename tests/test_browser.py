@@ -8,6 +8,7 @@ Debian's chromium)."""
 
 from __future__ import annotations
 
+import os
 import re
 import shutil
 from collections.abc import Iterator
@@ -30,12 +31,8 @@ sync_api = pytest.importorskip("playwright.sync_api", reason="Playwright is not 
 
 @pytest.fixture
 def notebook_copy() -> Iterator[Path]:
-    # its own database, so it cannot collide with nbval running notebook 00
-    source = (PROJECT_ROOT / "notebooks" / "00_setup.ipynb").read_text()
-    COPY.write_text(
-        source.replace('fresh_database(\\"nb00\\")', 'fresh_database(\\"nb00_browser\\")')
-    )
-    assert "nb00_browser" in COPY.read_text()
+    # a copy: nothing the browser does can touch the committed notebook
+    shutil.copy(PROJECT_ROOT / "notebooks" / "00_setup.ipynb", COPY)
     yield COPY
     COPY.unlink(missing_ok=True)
 
@@ -60,12 +57,14 @@ def test_notebook_00_runs_in_jupyterlab_in_chromium(notebook_copy: Path) -> None
     # Chromium's sandbox refuses root and needs user namespaces that containers often lack;
     # this browser only ever opens the test's own lab on 127.0.0.1
     args.append("--no-sandbox")
-    with running_lab(TOKEN) as port, sync_api.sync_playwright() as pw:
+    # a namespace of its own, so its databases cannot collide with nbval's notebook 00
+    namespace = os.environ["DBKIT_NAMESPACE"] + "browser"
+    with running_lab(TOKEN, DBKIT_NAMESPACE=namespace) as port, sync_api.sync_playwright() as pw:
         browser = pw.chromium.launch(executable_path=chromium, args=args)
         page = browser.new_page(viewport={"width": 1400, "height": 1000})
         try:
             page.goto(
-                f"http://127.0.0.1:{port}/lab/tree/notebooks/{notebook_copy.name}?token={TOKEN}"
+                f"http://127.0.0.1:{port}/lab/tree/notebooks/{notebook_copy.name}?reset&token={TOKEN}"
             )
             page.locator(".jp-Notebook .jp-Cell").first.wait_for(timeout=60_000)
             page.locator(".jp-Notebook").first.click()

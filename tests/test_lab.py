@@ -5,10 +5,12 @@ cell by cell, through the Jupyter server's own HTTP and websocket API."""
 from __future__ import annotations
 
 import json
+import os
 import urllib.error
 import urllib.request
 import uuid
 from collections.abc import Iterator
+from pathlib import Path
 
 import nbformat
 import pytest
@@ -26,7 +28,8 @@ def api(port: int, path: str, method: str = "GET", token: str | None = TOKEN) ->
 
 @pytest.fixture(scope="module")
 def lab() -> Iterator[int]:
-    with running_lab(TOKEN) as port:
+    # a namespace of its own, so its databases cannot collide with nbval's notebook 00
+    with running_lab(TOKEN, DBKIT_NAMESPACE=os.environ["DBKIT_NAMESPACE"] + "lab") as port:
         yield port
     # stopping it stopped JupyterLab too: nothing answers on the port any more
     with pytest.raises((urllib.error.URLError, ConnectionError)):
@@ -68,7 +71,10 @@ def run_cell(ws: websocket.WebSocket, code: str) -> tuple[str, list[str]]:
         )
     )
     texts: list[str] = []
-    while True:
+    status, idle = None, False
+    # the reply (shell) and the outputs (iopub) come on different channels: the outputs
+    # are complete when the kernel reports itself idle again
+    while status is None or not idle:
         msg = json.loads(ws.recv())
         if msg.get("parent_header", {}).get("msg_id") != msg_id:
             continue
@@ -78,7 +84,10 @@ def run_cell(ws: websocket.WebSocket, code: str) -> tuple[str, list[str]]:
         elif kind == "error":
             texts.append("\n".join(msg["content"]["traceback"]))
         elif kind == "execute_reply":
-            return msg["content"]["status"], texts
+            status = msg["content"]["status"]
+        elif kind == "status" and msg["content"]["execution_state"] == "idle":
+            idle = True
+    return status, texts
 
 
 def test_notebook_00_runs_on_a_lab_kernel(lab: int) -> None:
@@ -93,11 +102,26 @@ def test_notebook_00_runs_on_a_lab_kernel(lab: int) -> None:
         assert run_cell(ws, "import os; os.chdir('notebooks')")[0] == "ok"
         outputs = []
         for cell in (c for c in nb.cells if c.cell_type == "code"):
-            # its own database, so it cannot collide with nbval running notebook 00
-            source = cell.source.replace('fresh_database("nb00")', 'fresh_database("nb00_lab")')
-            status, texts = run_cell(ws, source)
+            status, texts = run_cell(ws, cell.source)
             assert status == "ok", "".join(texts)
             outputs.append("".join(texts))
         assert outputs[-1].startswith("exercise ok")
     finally:
         ws.close()
+
+
+def test_the_lab_keeps_state_of_its_own_and_no_news_pop_up(tmp_path: Path) -> None:
+    # the user's other labs left tabs open: a notebook that is not this course's
+    home = tmp_path / "home"
+    workspaces = home / ".jupyter" / "lab" / "workspaces"
+    workspaces.mkdir(parents=True)
+    polluted = {
+        "data": {"notebook:elsewhere.ipynb": {"data": {"path": "elsewhere.ipynb"}}},
+        "metadata": {"id": "default"},
+    }
+    (workspaces / "default-37a8.jupyterlab-workspace").write_text(json.dumps(polluted))
+    with running_lab(TOKEN, HOME=str(home)) as port:
+        workspace = api(port, "/lab/api/workspaces/default")
+        assert "elsewhere.ipynb" not in json.dumps(workspace)
+        news = api(port, "/lab/api/settings/@jupyterlab/apputils-extension:notification")
+        assert news["settings"]["fetchNews"] == "false"

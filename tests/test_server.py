@@ -4,9 +4,14 @@ directory, so it never disturbs the server the rest of the suite uses."""
 
 from __future__ import annotations
 
+import hashlib
 import os
 import shutil
+import signal
+import subprocess
+import sys
 import tempfile
+import time
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
@@ -88,3 +93,230 @@ def test_as_root_a_data_dir_the_server_user_cannot_reach_is_a_clear_error() -> N
         assert "Traceback" not in result.stderr
     finally:
         shutil.rmtree(private)
+
+
+# --- a room: one server, many users of it, and other users of the machine ---------------
+
+HOLD = (
+    "import sys\n"
+    "from dbkit import server\n"
+    "was_running = server.status() is not None\n"
+    "server.start()\n"
+    "if 'session' in sys.argv and not was_running: server.stop_when_done()  # as make lab\n"
+    "print('ready', flush=True)\n"
+    "sys.stdin.readline()\n"
+    "if 'session' in sys.argv: print(server.leave(wait=0.5), flush=True)\n"
+)
+
+
+def holder(pgdata: Path, *args: str) -> subprocess.Popen[str]:
+    """A process using the server (a lab, a kernel, a test run) until its stdin says go."""
+    env = {**os.environ, "DBKIT_PGDATA": str(pgdata)}
+    p = subprocess.Popen(
+        [sys.executable, "-c", HOLD, *args],
+        cwd=PROJECT_ROOT,
+        env=env,
+        stdin=subprocess.PIPE,
+        stdout=subprocess.PIPE,
+        text=True,
+    )
+    assert p.stdout is not None and p.stdout.readline().strip() == "ready"
+    return p
+
+
+def release(p: subprocess.Popen[str]) -> str:
+    out, _ = p.communicate("go\n", timeout=60)
+    return out.strip()
+
+
+def test_the_server_lives_as_long_as_anyone_uses_it(pgdata: Path) -> None:
+    lab = holder(pgdata, "session")  # `make lab`: it started the server
+    other = holder(pgdata)  # a second lab's kernel in the same clone
+    # the first lab closes: the server stays up for the kernel that still uses it
+    assert (
+        release(lab) == "left the embedded PostgreSQL running: another lab, kernel or test uses it"
+    )
+    assert server.status(pgdata) is not None
+    # and `make stop` will not pull it from under that kernel either
+    stop = run_dbkit("stop", env={"DBKIT_PGDATA": str(pgdata)})
+    assert stop.returncode == 1 and "in use by another process" in stop.stderr, stop.stderr
+    assert "Traceback" not in stop.stderr
+    assert server.status(pgdata) is not None
+    release(other)
+    # nobody uses it now: a session that started it stops it when it leaves
+    last = holder(pgdata, "session")
+    assert release(last) == "left the embedded PostgreSQL as it was"  # it did not start it
+    assert run_dbkit("stop", env={"DBKIT_PGDATA": str(pgdata)}).returncode == 0
+    starter = holder(pgdata, "session")
+    assert release(starter) == "stopped the embedded PostgreSQL, which this session had started"
+    assert server.status(pgdata) is None
+
+
+def test_a_stale_pid_file_is_recognised_and_nothing_else_is_signalled(pgdata: Path) -> None:
+    server.start(pgdata)
+    pidfile_text = (pgdata / "postmaster.pid").read_text()
+    assert server.stop(pgdata)
+    bystander = subprocess.Popen(["sleep", "60"])  # the pid now belongs to another program
+    try:
+        lines = pidfile_text.splitlines()
+        (pgdata / "postmaster.pid").write_text("\n".join([str(bystander.pid), *lines[1:]]) + "\n")
+        assert server.status(pgdata) is None
+        env = {"DBKIT_PGDATA": str(pgdata)}
+        stop = run_dbkit("stop", env=env)
+        assert stop.stdout.strip().endswith("it was not running"), stop.stdout + stop.stderr
+        assert bystander.poll() is None, "stop signalled an unrelated process"
+        url = run_dbkit("url", env=env)  # and a start replaces the stale file
+        assert url.returncode == 0, url.stderr
+        running = server.status(pgdata)
+        assert running is not None and running.pid != bystander.pid
+        assert bystander.poll() is None
+    finally:
+        bystander.kill()
+        bystander.wait()
+
+
+KERNEL = (
+    "import os, sys\n"
+    "from dbkit import server, pgbouncer\n"
+    "folder = server.private_dir('nb09')\n"
+    "first = server.start(folder / 'pgdata')\n"
+    "folder = server.private_dir('nb09')  # the cell, run again\n"
+    "running = server.start(folder / 'pgdata')\n"
+    "bouncer = pgbouncer.start(running.url) if pgbouncer.available() else None\n"
+    "print(first.pid, running.pid, bouncer.process.pid if bouncer else 0, folder, flush=True)\n"
+    "sys.stdin.readline()\n"
+)
+
+
+def processes() -> list[tuple[int, str]]:
+    """(pid, command line) of every process we can see."""
+    found = []
+    for proc in Path("/proc").glob("[0-9]*"):
+        try:
+            found.append((int(proc.name), (proc / "cmdline").read_bytes().decode(errors="replace")))
+        except OSError:
+            continue
+    return found
+
+
+def alive(pid: int) -> bool:
+    return server._process_name(pid) is not None
+
+
+def gone_within(seconds: float, *pids: int) -> bool:
+    deadline = time.monotonic() + seconds
+    while time.monotonic() < deadline:
+        if not any(alive(pid) for pid in pids):
+            return True
+        time.sleep(0.1)
+    return False
+
+
+def test_a_killed_kernel_takes_its_private_servers_with_it() -> None:
+    kernel = subprocess.Popen(
+        [sys.executable, "-c", KERNEL],
+        cwd=PROJECT_ROOT,
+        stdin=subprocess.PIPE,
+        stdout=subprocess.PIPE,
+        text=True,
+    )
+    assert kernel.stdout is not None
+    first, second, bouncer, folder = kernel.stdout.readline().split()
+    assert gone_within(10, int(first)), "re-running the cell left the first server running"
+    assert alive(int(second))
+    kernel.kill()  # kill -9: no finalizer, no atexit
+    kernel.wait()
+    assert gone_within(20, int(second), int(bouncer)), "the private servers outlived the kernel"
+    deadline = time.monotonic() + 10
+    while Path(folder).exists() and time.monotonic() < deadline:
+        time.sleep(0.1)
+    assert not Path(folder).exists()
+
+
+def test_make_stop_stops_private_servers_that_were_left() -> None:
+    kernel = subprocess.Popen(
+        [sys.executable, "-c", KERNEL],
+        cwd=PROJECT_ROOT,
+        stdin=subprocess.PIPE,
+        stdout=subprocess.PIPE,
+        text=True,
+    )
+    assert kernel.stdout is not None
+    _, second, bouncer, folder = kernel.stdout.readline().split()
+    # the watcher dies too, as if the whole session had been killed
+    watchers = [pid for pid in processes() if "_watch" in pid[1] and folder in pid[1]]
+    assert watchers
+    for pid, _ in watchers:
+        os.kill(pid, signal.SIGKILL)
+    kernel.kill()
+    kernel.wait()
+    assert alive(int(second))
+    stop = run_dbkit("stop", env={"DBKIT_PGDATA": str(PROJECT_ROOT / "no-such-server")})
+    assert stop.returncode == 0, stop.stderr
+    assert f"stopped the private servers a notebook had left in {Path(folder).name}" in stop.stdout
+    assert gone_within(10, int(second), int(bouncer)) and not Path(folder).exists()
+
+
+OTHER_USER = "dbkit-other"  # another user of the machine, made by the tests
+
+
+def as_other_user(*command: str) -> subprocess.CompletedProcess[str]:
+    """Run a command as another OS user of this machine."""
+    subprocess.run(
+        ["useradd", "--system", "--no-create-home", OTHER_USER], capture_output=True, check=False
+    )
+    return subprocess.run(
+        ["runuser", "-u", OTHER_USER, "--", *command],
+        capture_output=True,
+        text=True,
+        cwd="/",
+        timeout=60,
+    )
+
+
+@pytest.mark.skipif(os.geteuid() != 0, reason="making a second OS user needs root")
+@pytest.mark.skipif(shutil.which("psql") is None, reason="psql is not installed")
+def test_another_user_cannot_squat_the_socket_folder_or_log_in(pgdata: Path) -> None:
+    deep = pgdata.parent / ("long-" * 20) / "pgdata"  # too long a path for a socket
+    deep.parent.mkdir(mode=0o755)
+    # where the socket used to go: a name anybody could work out, and make first
+    guess = Path(tempfile.gettempdir()) / f"dbkit-{hashlib.sha256(bytes(deep)).hexdigest()[:8]}"
+    squat = as_other_user("sh", "-c", f"mkdir '{guess}' && chmod 1777 '{guess}'")
+    try:
+        assert squat.returncode == 0, squat.stderr
+        sockets = server.start(deep).socket_dir
+        assert sockets != guess and sockets.stat().st_uid == server.server_user().pw_uid
+        assert sockets.stat().st_mode & 0o777 == 0o700
+        assert not any(guess.iterdir())
+        # even with the socket folder opened by mistake, peer authentication refuses them
+        sockets.chmod(0o755)
+        login = as_other_user(
+            "psql", "-h", str(sockets), "-U", "postgres", "-d", "postgres", "-c", "SELECT 1"
+        )
+        assert login.returncode != 0, login.stdout
+        assert "Peer authentication failed" in login.stderr, login.stderr
+    finally:
+        server.stop(deep)
+        shutil.rmtree(guess, ignore_errors=True)
+
+
+@pytest.mark.skipif(os.geteuid() != 0, reason="the symlink attack is one on root")
+def test_a_planted_symlink_lock_file_is_refused_and_its_target_untouched(pgdata: Path) -> None:
+    precious = pgdata.parent / "precious"
+    precious.write_text("keep me")
+    pgdata.parent.mkdir(exist_ok=True)
+    (pgdata.parent / f".{pgdata.name}.users").symlink_to(precious)
+    result = run_dbkit("url", env={"DBKIT_PGDATA": str(pgdata)})
+    assert result.returncode == 1 and "lock file" in result.stderr, result.stderr
+    assert "Traceback" not in result.stderr
+    assert precious.read_text() == "keep me"
+
+
+@pytest.mark.skipif(os.geteuid() != 0, reason="only root keeps its servers in /var/lib/dbkit")
+def test_as_root_nothing_of_the_server_is_in_a_shared_temporary_folder() -> None:
+    tmp = Path(tempfile.gettempdir()).resolve()
+    for path in (server.default_data_dir(), server._binaries()):
+        assert not path.resolve().is_relative_to(tmp), path
+    for folder in (server.ROOT_STATE, server.state_dir()):
+        st = folder.stat()
+        assert st.st_uid == 0 and not st.st_mode & 0o022, folder

@@ -3,13 +3,16 @@ step with them, and really failing where the learner has work to do (and only th
 
 from __future__ import annotations
 
+import shutil
+import subprocess
+import sys
 from pathlib import Path
 
 import nbformat
 import pytest
 from nbclient import NotebookClient
 
-from tools.student import BEGIN, END, SOLVED, STUDENT, differences, expected, strip_solutions
+from tools.student import BEGIN, END, SOLVED, differences, expected, strip_solutions
 
 
 def test_solutions_become_placeholders_that_raise() -> None:
@@ -41,9 +44,10 @@ def test_every_solved_notebook_has_an_exercise() -> None:
         assert any(BEGIN in c.source for c in nb.cells if c.cell_type == "code"), path.name
 
 
-@pytest.mark.parametrize("path", sorted(STUDENT.glob("*.ipynb")), ids=lambda p: p.stem)
+@pytest.mark.parametrize("path", sorted(expected()), ids=lambda p: p.stem)
 def test_learner_copy_fails_at_its_exercises_and_only_there(path: Path) -> None:
-    nb = nbformat.read(path, as_version=4)
+    # the copy as generated, not the file on disk: a learner may have solved that one
+    nb = nbformat.reads(expected()[path], as_version=4)
     exercises = exercise_cells(nb)
     assert exercises, f"{path.name} has no exercise"
     NotebookClient(
@@ -64,3 +68,68 @@ def test_learner_copy_fails_at_its_exercises_and_only_there(path: Path) -> None:
     # placeholder sits inside a function the learner writes, in the check that calls it
     for i in exercises:
         assert any(j >= i for j in failed), f"nothing fails at or after exercise cell {i}"
+
+
+# --- a learner's work is never lost --------------------------------------------------
+
+
+def project_copy(tmp_path: Path) -> Path:
+    """The notebooks and tools/ in a git repository of their own, committed, as a learner's
+    clone is: the tests below edit it freely."""
+    root = tmp_path / "course clone"
+    shutil.copytree(SOLVED, root / "notebooks", ignore=shutil.ignore_patterns("kept", ".*"))
+    shutil.copytree(SOLVED.parent / "tools", root / "tools", ignore=shutil.ignore_patterns("__*"))
+    for args in (["init", "-q"], ["add", "."], ["commit", "-qm", "as shipped"]):
+        git = ["git", "-c", "user.name=t", "-c", "user.email=t@t", *args]
+        subprocess.run(git, cwd=root, check=True, capture_output=True)
+    return root
+
+
+def solve(path: Path) -> None:
+    """Do what a learner does: replace the placeholders with a solution and run cells."""
+    nb = nbformat.read(path, as_version=4)
+    for cell in nb.cells:
+        if cell.cell_type == "code" and "raise NotImplementedError()" in cell.source:
+            cell.source = cell.source.replace("raise NotImplementedError()", "solved = True")
+            cell.execution_count = 1
+    nbformat.write(nb, path)
+
+
+def student(root: Path, *args: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, "-m", "tools.student", *args],
+        cwd=root,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+
+
+def test_a_solved_learner_copy_is_not_out_of_date(tmp_path: Path) -> None:
+    root = project_copy(tmp_path)
+    solve(root / "notebooks" / "student" / "05_sessions.ipynb")
+    check = student(root, "--check")
+    assert check.returncode == 0, check.stdout + check.stderr
+
+
+def test_make_student_keeps_a_solved_copy_before_it_writes(tmp_path: Path) -> None:
+    root = project_copy(tmp_path)
+    mine = root / "notebooks" / "student" / "05_sessions.ipynb"
+    solve(mine)
+    solved = mine.read_text()
+    (root / "notebooks" / "student" / "my notes.ipynb").write_text(solved)  # the learner's own
+    # the course changes the solved notebook: the learner copy must be regenerated
+    nb05 = root / "notebooks" / "05_sessions.ipynb"
+    nb = nbformat.read(nb05, as_version=4)
+    nb.cells[0].source += "\n\nA sentence the course added."
+    nbformat.write(nb, nb05)
+    done = student(root)
+    assert done.returncode == 0, done.stderr
+    kept = list((root / "notebooks" / "student" / "kept").glob("05_sessions-*.ipynb"))
+    assert len(kept) == 1 and kept[0].read_text() == solved, done.stdout
+    assert (
+        f"kept your work: notebooks/student/05_sessions.ipynb -> {kept[0].relative_to(root)}"
+        in (done.stdout)
+    )
+    assert "A sentence the course added." in mine.read_text()
+    assert (root / "notebooks" / "student" / "my notes.ipynb").read_text() == solved

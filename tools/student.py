@@ -7,6 +7,11 @@ replaces each such block with `# YOUR CODE HERE` and `raise NotImplementedError(
 of its own (`fresh_database("nb05")` becomes `fresh_database("nb05_student")`), so a
 solved notebook and its learner copy can run side by side.
 
+Learners work in notebooks/student/. A learner copy that differs from the one committed
+in git is the learner's work: `--check` does not count it as out of date (it checks the
+committed copy instead), and writing never overwrites it without first keeping it in
+notebooks/student/kept/ and saying so.
+
     python -m tools.student          # write notebooks/student/
     python -m tools.student --check  # exit 1 if notebooks/student/ is out of date
 """
@@ -15,7 +20,9 @@ from __future__ import annotations
 
 import argparse
 import re
+import subprocess
 import sys
+import time
 from pathlib import Path
 
 import nbformat
@@ -23,6 +30,7 @@ import nbformat
 ROOT = Path(__file__).resolve().parent.parent
 SOLVED = ROOT / "notebooks"
 STUDENT = SOLVED / "student"
+KEPT = STUDENT / "kept"
 BEGIN, END = "### BEGIN SOLUTION", "### END SOLUTION"
 SOLUTION = re.compile(rf"^([ \t]*){BEGIN}[^\n]*\n.*?^[ \t]*{END}[^\n]*$", re.M | re.S)
 
@@ -62,11 +70,50 @@ def expected() -> dict[Path, str]:
     }
 
 
+def committed(path: Path) -> str | None:
+    """The file as git has it committed (HEAD), or None (not tracked, or no git)."""
+    try:
+        done = subprocess.run(
+            ["git", "show", f"HEAD:./{path.relative_to(ROOT).as_posix()}"],
+            cwd=ROOT,
+            capture_output=True,
+            text=True,
+        )
+    except OSError:
+        return None
+    return done.stdout if done.returncode == 0 else None
+
+
+def learners_work(path: Path) -> bool:
+    """Did somebody change this learner copy since it was committed (or, outside git,
+    since it was generated)? Then it is a learner's work."""
+    if not path.exists():
+        return False
+    shipped = committed(path)
+    return path.read_text() != shipped if shipped is not None else True
+
+
 def differences(want: dict[Path, str]) -> tuple[list[Path], list[Path]]:
-    """(learner copies missing or out of date, learner copies with no solved notebook)."""
-    stale = [p for p, text in want.items() if not p.exists() or p.read_text() != text]
-    extra = [p for p in STUDENT.glob("*.ipynb") if p not in want]
+    """(learner copies missing or out of date, learner copies with no solved notebook).
+    A learner's edited copy is judged by its committed version, which is what ships."""
+    stale = []
+    for p, text in want.items():
+        if p.exists() and p.read_text() == text:
+            continue
+        if learners_work(p) and committed(p) == text:
+            continue  # the learner's work; what git ships is up to date
+        stale.append(p)
+    # a shipped copy whose solved notebook is gone; a learner's own new notebook is theirs
+    extra = [p for p in STUDENT.glob("*.ipynb") if p not in want and committed(p) is not None]
     return stale, extra
+
+
+def keep(path: Path) -> Path:
+    """Copy a learner's work to notebooks/student/kept/NAME-<time>.ipynb."""
+    KEPT.mkdir(exist_ok=True)
+    kept = KEPT / f"{path.stem}-{time.strftime('%Y%m%d-%H%M%S')}{path.suffix}"
+    kept.write_bytes(path.read_bytes())
+    return kept
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -80,6 +127,9 @@ def main(argv: list[str] | None = None) -> int:
             print(f"out of date: {p.relative_to(ROOT)} (run `make student`)")
         return 1 if stale or extra else 0
     STUDENT.mkdir(exist_ok=True)
+    for p in stale + extra:
+        if learners_work(p):
+            print(f"kept your work: {p.relative_to(ROOT)} -> {keep(p).relative_to(ROOT)}")
     for p in stale:
         p.write_text(want[p])
         print(f"wrote {p.relative_to(ROOT)}")

@@ -555,11 +555,21 @@ def test_embedded_mode_each_learner_runs_their_own_postgresql(hub_factory, learn
     assert not problems, "\n\n".join(problems)
 
     for user in learners:  # each server is the learner's, in the learner's copy
-        pgdata = Path(user.pw_dir, "course", ".dbkit", "pgdata")
-        assert pgdata.stat().st_uid == user.pw_uid and pgdata.stat().st_mode & 0o077 == 0
-    # a learner's kernel cannot reach another learner's server (its socket is in their home)
+        assert_private(user, Path("course"), Path("course/notebooks", NOTEBOOKS[0]))
+        assert_private(user, Path("course/.dbkit/pgdata"))
+    # a learner's kernel can neither read another learner's notebooks nor reach their
+    # server (its socket is in their copy)
     k = kernel(hub, LEARNERS[1], NOTEBOOKS[0])
     try:
+        theirs = Path(learners[0].pw_dir, "course", "notebooks", NOTEBOOKS[0])
+        read = one_line(k, f"""
+try:
+    open({str(theirs)!r}).read()
+    print("read")
+except OSError as exc:
+    print("refused:", type(exc).__name__)
+""")  # fmt: skip
+        assert read == "refused: PermissionError", read
         other = Path(learners[0].pw_dir, "course", ".dbkit", "pgdata")
         reached = one_line(k, f"""
 import asyncpg
@@ -592,6 +602,7 @@ def test_shared_mode_each_learner_has_a_role_of_their_own(hub_factory, learners,
     problems, sampler, cpu, wall = run_the_room(hub, learners, uids)
     assert not problems, "\n\n".join(problems)
     for user in learners:  # nobody started an embedded server
+        assert_private(user, Path("course"), Path("course/notebooks", NOTEBOOKS[0]))
         assert not Path(user.pw_dir, "course", ".dbkit", "pgdata").exists()
 
     # learner 2 cannot open learner 1's own database, nor read learner 1's tables
@@ -640,6 +651,13 @@ async def probe(database, sql):
     record("shared", result)
 
 
+def assert_private(user: pwd.struct_passwd, *paths: Path) -> None:
+    """The learner's own, and nobody else's (whatever their home's mode is)."""
+    for path in paths:
+        st = (Path(user.pw_dir) / path).stat()
+        assert st.st_uid == user.pw_uid and st.st_mode & 0o077 == 0, f"{path}: {st.st_mode:o}"
+
+
 def check_fails_without_a_database(hub: Hub, user: pwd.struct_passwd) -> None:
     """The same check on a kernel whose database is unreachable: it must not pass."""
     k = kernel(hub, user.pw_name, NOTEBOOKS[0])
@@ -668,3 +686,45 @@ def figures(startup, sampler, cpu, wall, users) -> dict:  # type: ignore[no-unty
         "learners_per_core_for_run_all_within_10_s": round(10 / cpu_each, 1),
         "cores": os.cpu_count(),
     }
+
+
+def test_shared_mode_never_takes_over_a_role_it_did_not_make(course_env, shared_server) -> None:  # type: ignore[no-untyped-def]
+    """A hub user named like an existing role (the admin's, `postgres`, a colleague's) must
+    not get that role's password reset and handed to them."""
+    import asyncio
+    import runpy
+    from types import SimpleNamespace
+
+    import asyncpg
+    from traitlets.config import Config
+
+    env = {"DBKIT_HUB_ENV": str(course_env), "DBKIT_HUB_COURSE": str(PROJECT_ROOT)}
+    env |= {"DBKIT_HUB_DATABASE": "shared", "DBKIT_HUB_SHARED_URL": shared_server.url}
+    old = {k: os.environ.get(k) for k in env}
+    os.environ.update(env)
+    try:
+        config = runpy.run_path(str(HUB_DIR / "jupyterhub_config.py"), {"get_config": Config})
+    finally:
+        for k, v in old.items():
+            os.environ.pop(k) if v is None else os.environ.__setitem__(k, v)
+    spawner = SimpleNamespace(user=SimpleNamespace(name="colleague"))
+
+    async def attempt() -> None:
+        admin = await asyncpg.connect(shared_server.url)
+        try:
+            await admin.execute("CREATE ROLE colleague LOGIN PASSWORD 'theirs'")
+            for name in ("colleague", "hub_admin", "postgres"):
+                spawner.user.name = name
+                with pytest.raises(RuntimeError, match="exists and is not a learner's"):
+                    await config["learner_role"](spawner)
+            url = urllib.parse.urlsplit(shared_server.url)
+            theirs = await asyncpg.connect(
+                host=url.hostname, port=url.port, user="colleague", password="theirs",
+                database="postgres",
+            )  # fmt: skip
+            await theirs.close()  # the password is still theirs
+        finally:
+            await admin.execute("DROP ROLE IF EXISTS colleague")
+            await admin.close()
+
+    asyncio.run(attempt())

@@ -66,6 +66,9 @@ if DATABASE == "shared" and not SHARED_URL.startswith(("postgresql://", "postgre
     fail("DBKIT_HUB_DATABASE=shared needs DBKIT_HUB_SHARED_URL=postgresql://ROLE:PW@HOST:PORT/DB.")
 if not (COURSE / "dbkit" / "__init__.py").exists():
     fail(f"DBKIT_HUB_COURSE={COURSE} is not a copy of the course. Fix: point it at one.")
+GIT = ["git", "-c", f"safe.directory={COURSE}", "-C", str(COURSE)]  # whoever owns the checkout
+if subprocess.run([*GIT, "rev-parse"], capture_output=True).returncode:
+    fail(f"DBKIT_HUB_COURSE={COURSE} is not a git checkout. Fix: git clone the course there.")
 if not reachable_by_all(ENV / "bin" / "python"):
     fail(
         f"{ENV}/bin/python is missing or not runnable by other users (a Python under /root "
@@ -126,11 +129,7 @@ def run_as(spawner, argv: list[str], cwd: Path | None = None, env: dict | None =
 
 def course_files() -> list[str]:
     """The files of the course as the repository has them: no .venv, .dbkit or .env."""
-    listed = subprocess.run(
-        ["git", "-c", f"safe.directory={COURSE}", "-C", str(COURSE), "ls-files", "-z"],
-        capture_output=True,
-        check=True,
-    ).stdout
+    listed = subprocess.run([*GIT, "ls-files", "-z"], capture_output=True, check=True).stdout
     return [f for f in listed.decode().split("\0") if f and (COURSE / f).exists()]
 
 

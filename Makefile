@@ -11,7 +11,7 @@ FIND_LINKS := $(if $(wildcard $(WHEELHOUSE)/*.whl),--find-links $(WHEELHOUSE))
 PLATFORMS ?=
 PYTHONS   ?= $(shell $(PYTHON) -c 'import sys; print("%d.%d" % sys.version_info[:2])')
 
-.PHONY: install lab test bench doctor reset stop url lint format clean student wheelhouse
+.PHONY: install lab test bench doctor reset stop url lint format clean student wheelhouse outputs toc site
 
 install: $(STAMP)  ## create or update .venv from pyproject.toml (a no-op when nothing changed)
 
@@ -49,6 +49,16 @@ wheelhouse:  ## download every dependency into wheelhouse/, for installing witho
 
 student: install  ## regenerate the learner copies in notebooks/student/
 	$(PY) -m tools.student
+
+site: install  ## the course as a static site in build/site/ (from the committed notebooks; no network)
+	$(PY) -m tools.site
+
+toc: install  ## the README's notebook table and each notebook's previous/next links
+	$(PY) -m tools.course
+	$(PY) -m tools.student
+
+outputs: install  ## re-execute notebooks in place, refresh their learner copies, check: make outputs NB=04
+	$(PY) -m tools.outputs $(NB)
 
 bench: install  ## what one request costs, layer by layer (bench/README.md); writes bench/results.json
 	$(PY) -m bench.run $(BENCH_ARGS)

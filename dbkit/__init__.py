@@ -13,6 +13,7 @@ show       pandas views of tables, alembic_version and the pool
 checks     leaked connections, checked before dispose
 retry      retry a transaction only when that is safe
 pgbouncer  PgBouncer in front of the server
+demo       what notebooks and tests do to stage a failure on purpose, written once
 """
 
 from dbkit.databases import drop_database, fresh_database

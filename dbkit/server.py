@@ -164,18 +164,8 @@ def start(pgdata: Path | None = None) -> Running:
 def in_use(pgdata: Path | None = None) -> bool:
     """True when another process (a lab, a kernel, a test run) still uses the server."""
     pgdata = pgdata or data_dir()
-    _unuse(pgdata)
-    path = _lockfile(pgdata, "users")
-    if not path.exists():
-        return False
-    fd = _open_lockfile(path)
-    try:
-        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-    except BlockingIOError:
-        return True
-    finally:
-        os.close(fd)
-    return False
+    with _alone(pgdata) as alone:
+        return not alone
 
 
 def stop(pgdata: Path | None = None, *, force: bool = False) -> bool:
@@ -185,19 +175,21 @@ def stop(pgdata: Path | None = None, *, force: bool = False) -> bool:
     if status(pgdata) is None:
         _unuse(pgdata)
         return False
-    if not force and in_use(pgdata):
-        raise SetupError(
-            f"The embedded PostgreSQL ({pgdata}) is in use by another process: a lab, a "
-            "kernel or a test run. Fix: close them first, or stop it anyway with "
-            "`python -m dbkit stop --force` (their connections are ended)."
-        )
-    with _lock(pgdata):
-        if status(pgdata) is not None:  # checked again: the pid file may have gone stale
-            _run(
-                [_binaries() / "pg_ctl", "-D", pgdata, "-m", "fast", "-w", "stop"],
-                what="stopping PostgreSQL",
+    # while we stop it, nobody can start using it: an attach waits, then starts it anew
+    with _alone(pgdata) as alone:
+        if not alone and not force:
+            raise SetupError(
+                f"The embedded PostgreSQL ({pgdata}) is in use by another process: a lab, a "
+                "kernel or a test run. Fix: close them first, or stop it anyway with "
+                "`python -m dbkit stop --force` (their connections are ended)."
             )
-        _lockfile(pgdata, "autostop").unlink(missing_ok=True)
+        with _lock(pgdata):
+            if status(pgdata) is not None:  # checked again: the pid file may have gone stale
+                _run(
+                    [_binaries() / "pg_ctl", "-D", pgdata, "-m", "fast", "-w", "stop"],
+                    what="stopping PostgreSQL",
+                )
+            _lockfile(pgdata, "autostop").unlink(missing_ok=True)
     return True
 
 
@@ -367,6 +359,23 @@ def _lock(pgdata: Path) -> Iterator[None]:
         os.close(fd)
 
 
+@contextmanager
+def _alone(pgdata: Path) -> Iterator[bool]:
+    """Drop this process's own use, then try to hold the users' lock exclusively: True
+    while no other process uses the server (and none can start to, until the end)."""
+    _unuse(pgdata)
+    fd = _open_lockfile(_lockfile(pgdata, "users"))
+    try:
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            yield False
+        else:
+            yield True
+    finally:
+        os.close(fd)
+
+
 def _use(pgdata: Path) -> None:
     if pgdata in _users:
         return
@@ -502,8 +511,7 @@ def _write_auth(pgdata: Path) -> None:
     root, from root and the server's own user), asked of the kernel (`peer`); every other
     role with its password, as on a real server (notebooks create such roles). Written at
     every start, so a data dir made by an older dbkit that trusted the socket is fixed."""
-    me = getpass.getuser() if not is_root() else "root"
-    allowed = sorted({me, (server_user() or pwd.getpwuid(os.geteuid())).pw_name})
+    allowed = sorted({_my_name(), (server_user() or pwd.getpwuid(os.geteuid())).pw_name})
     hba = "local all postgres peer map=dbkit\nlocal all all scram-sha-256\n"
     ident = "".join(f"dbkit {name} postgres\n" for name in allowed)
     for name, text in (("pg_hba.conf", hba), ("pg_ident.conf", ident)):
@@ -511,6 +519,14 @@ def _write_auth(pgdata: Path) -> None:
         path.write_text(text)
         if user := server_user():
             os.chown(path, user.pw_uid, user.pw_gid)
+
+
+def _my_name() -> str:
+    """This process's user name, as PostgreSQL's peer authentication will look it up."""
+    try:
+        return pwd.getpwuid(os.geteuid()).pw_name
+    except KeyError:  # a container's uid with no name: peer cannot work, say so later
+        return getpass.getuser()
 
 
 def _socket_dir(pgdata: Path) -> Path:

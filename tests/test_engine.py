@@ -11,7 +11,7 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from sqlalchemy.orm import sessionmaker
 
 from dbkit import drop_database, fresh_database, migrate
-from dbkit.databases import safe_name
+from dbkit.databases import namespace, safe_name
 from dbkit.engine import (
     make_engine,
     make_session_factory,
@@ -78,15 +78,16 @@ async def test_fresh_database_is_fresh_and_isolated() -> None:
     engine = make_engine(again)
     async with engine.connect() as conn:
         assert await conn.scalar(text("SELECT to_regclass('scratch')")) is None
-        assert await conn.scalar(text("SELECT current_database()")) == "dbkit_test_fresh"
+        assert await conn.scalar(text("SELECT current_database()")) == safe_name("test_fresh")
     await engine.dispose()
     await drop_database(again)
 
 
 def test_safe_names() -> None:
-    assert safe_name("nb03") == "dbkit_nb03"
-    assert safe_name("My Notebook-03!") == "dbkit_my_notebook_03"
-    assert len(safe_name("x" * 100)) == 63
+    assert safe_name("nb03", "ann") == "dbkit_ann_nb03"
+    assert safe_name("My Notebook-03!", "ann") == "dbkit_ann_my_notebook_03"
+    assert len(safe_name("x" * 100, "ann")) == 63
+    assert safe_name("nb03") == f"dbkit_{namespace()}_nb03"  # this run's own namespace
     with pytest.raises(ValueError):
         safe_name("!!!")
 

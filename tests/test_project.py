@@ -2,22 +2,31 @@
 
 from __future__ import annotations
 
+import shutil
 import tomllib
+from pathlib import Path
 
+import nbformat
+import pytest
 import yaml  # type: ignore[import-untyped]
 
 from dbkit.settings import PROJECT_ROOT
+from tools import course
 
 
 def test_environment_yml_matches_pyproject() -> None:
     project = tomllib.loads((PROJECT_ROOT / "pyproject.toml").read_text())["project"]
     env = yaml.safe_load((PROJECT_ROOT / "environment.yml").read_text())
     python = next(d for d in env["dependencies"] if isinstance(d, str) and d.startswith("python"))
-    assert python.replace("python", "") == project["requires-python"]
+    # one version, `python=X.Y` (the form repo2docker reads), and one the course supports
+    pinned = python.removeprefix("python=")
+    minimum = project["requires-python"].removeprefix(">=")
+    assert tuple(map(int, pinned.split("."))) >= tuple(map(int, minimum.split("."))), python
     pip = next(d["pip"] for d in env["dependencies"] if isinstance(d, dict))
-    # conda users get this package with the same extras as `make install` (lab, dev)
+    # conda users get this package with the extras a learner needs (lab, dev); not `hub`:
+    # a JupyterHub of our version would replace the one Binder's own hub talks to
     assert pip == ["-e .[lab,dev]"]
-    assert set(project["optional-dependencies"]) == {"lab", "dev"}
+    assert set(project["optional-dependencies"]) == {"lab", "dev", "hub"}
 
 
 def test_readme_starts_with_the_two_commands_and_ci_runs_the_test_one() -> None:
@@ -26,3 +35,28 @@ def test_readme_starts_with_the_two_commands_and_ci_runs_the_test_one() -> None:
     assert any("make test" in line for line in first_lines)
     ci = (PROJECT_ROOT / ".ci" / "run").read_text()
     assert "make test" in ci
+
+
+def test_the_readme_table_and_the_notebooks_links_are_generated_and_current() -> None:
+    stale = [p.name for p, text in course.wanted().items() if p.read_text() != text]
+    assert not stale, f"run `make toc`: {stale}"
+
+
+def test_a_changed_title_makes_the_table_and_links_stale(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    shutil.copytree(
+        PROJECT_ROOT / "notebooks", tmp_path / "notebooks", ignore=lambda *_: ["student"]
+    )
+    for name in ("README.md", "INSTRUCTORS.md"):
+        shutil.copy(PROJECT_ROOT / name, tmp_path / name)
+    monkeypatch.setattr(course, "NOTEBOOKS", tmp_path / "notebooks")
+    monkeypatch.setattr(course, "README", tmp_path / "README.md")
+    monkeypatch.setattr(course, "INSTRUCTORS", tmp_path / "INSTRUCTORS.md")
+    nb05 = tmp_path / "notebooks" / "05_sessions.ipynb"
+    nb = nbformat.read(nb05, as_version=4)
+    nb.cells[0].source = nb.cells[0].source.replace("The session factory", "Sessions", 1)
+    nbformat.write(nb, nb05)
+    stale = sorted(p.name for p, text in course.wanted().items() if p.read_text() != text)
+    assert stale == ["04_async_engine.ipynb", "06_scoped_session.ipynb", "README.md"]
+    assert "[Sessions](notebooks/05_sessions.ipynb)" in course.wanted()[tmp_path / "README.md"]

@@ -16,9 +16,11 @@ from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
+import nbformat
 import pytest
+from nbclient import NotebookClient
 
-from dbkit import server
+from dbkit import pgbouncer, server
 from dbkit.settings import PROJECT_ROOT
 from tests.helpers import run_dbkit
 
@@ -320,3 +322,40 @@ def test_as_root_nothing_of_the_server_is_in_a_shared_temporary_folder() -> None
     for folder in (server.ROOT_STATE, server.state_dir()):
         st = folder.stat()
         assert st.st_uid == 0 and not st.st_mode & 0o022, folder
+
+
+@pytest.mark.parametrize(
+    ("notebook", "last_cell"),
+    [
+        ("09_failures_and_recovery", "private = server.start(private_dir"),
+        ("10_scaling_out", "bouncer = pgbouncer.start(url"),
+    ],
+)
+def test_a_kernel_killed_part_way_through_a_notebook_leaves_no_server(
+    notebook: str, last_cell: str
+) -> None:
+    if "pgbouncer" in last_cell and not pgbouncer.available():
+        pytest.skip(pgbouncer.INSTALL)
+    path = PROJECT_ROOT / "notebooks" / f"{notebook}.ipynb"
+    nb = nbformat.read(path, as_version=4)
+    upto = next(i for i, c in enumerate(nb.cells) if last_cell in c.source)
+    client = NotebookClient(
+        nb, kernel_name="python3", resources={"metadata": {"path": str(path.parent)}}
+    )
+    with client.setup_kernel():
+        for i, cell in enumerate(nb.cells[: upto + 1]):
+            if cell.cell_type == "code":
+                client.execute_cell(cell, i)
+        probe = nbformat.v4.new_code_cell("import os; print(os.getpid())")
+        nb.cells.append(probe)
+        client.execute_cell(probe, len(nb.cells) - 1)
+        kernel_pid = int(probe.outputs[0]["text"])
+        folders = list((server.state_dir() / "private").glob(f"*-{kernel_pid}"))
+        servers = [int(p.read_text().split()[0]) for f in folders for p in f.rglob("*.pid")]
+        assert folders and len(servers) == (2 if "pgbouncer" in last_cell else 1), servers
+        os.kill(kernel_pid, signal.SIGKILL)
+    assert gone_within(20, *servers), "a private server outlived its kernel"
+    deadline = time.monotonic() + 10
+    while any(f.exists() for f in folders) and time.monotonic() < deadline:
+        time.sleep(0.1)
+    assert not any(f.exists() for f in folders)

@@ -1,0 +1,132 @@
+"""The course's table of contents, generated from the notebooks themselves.
+
+* Each notebook's title is its first heading (`# 05 · The session factory`); what it
+  teaches is `metadata.course.teaches` in the notebook; its minutes (teaching + exercise)
+  are the schedule's in INSTRUCTORS.md.
+* The README's notebook table (between `<!-- notebooks -->` and `<!-- /notebooks -->`) and
+  the last cell of each notebook (previous / next) are written from those.
+
+    python -m tools.course           # write them
+    python -m tools.course --check   # exit 1, naming what is stale
+"""
+
+from __future__ import annotations
+
+import argparse
+import re
+import sys
+from dataclasses import dataclass
+from pathlib import Path
+
+import nbformat
+
+ROOT = Path(__file__).resolve().parent.parent
+NOTEBOOKS = ROOT / "notebooks"
+README = ROOT / "README.md"
+INSTRUCTORS = ROOT / "INSTRUCTORS.md"
+START, END = "<!-- notebooks -->", "<!-- /notebooks -->"
+NAV = "<!-- nav: written by `make toc`; edit the titles, not this cell -->"
+
+
+@dataclass(frozen=True)
+class Entry:
+    number: str
+    title: str
+    teaches: str
+    minutes: int
+    path: Path
+
+
+def title_of(nb: nbformat.NotebookNode, path: Path) -> str:
+    first = nb.cells[0].source.splitlines()[0] if nb.cells else ""
+    match = re.fullmatch(r"# (\d\d) · (.+)", first)
+    if not match or match[1] != path.name[:2]:
+        raise SystemExit(f"{path.name}: the first cell must start with '# {path.name[:2]} · Title'")
+    return match[2]
+
+
+def schedule() -> dict[str, int]:
+    """Notebook number -> teaching + exercise minutes, from INSTRUCTORS.md's schedule."""
+    rows = re.findall(r"^\| (\d\d) \| [^|]+ \| (\d+) \| (\d+) \|", INSTRUCTORS.read_text(), re.M)
+    return {number: int(teach) + int(exercise) for number, teach, exercise in rows}
+
+
+def entries() -> list[Entry]:
+    minutes = schedule()
+    found = []
+    for path in sorted(NOTEBOOKS.glob("[0-9][0-9]_*.ipynb")):
+        nb = nbformat.read(path, as_version=4)
+        teaches = nb.metadata.get("course", {}).get("teaches")
+        if not teaches:
+            raise SystemExit(f"{path.name}: set metadata.course.teaches")
+        if path.name[:2] not in minutes:
+            raise SystemExit(f"{path.name}: no row for it in INSTRUCTORS.md's schedule")
+        found.append(
+            Entry(path.name[:2], title_of(nb, path), teaches, minutes[path.name[:2]], path)
+        )
+    return found
+
+
+def table(course: list[Entry]) -> str:
+    rows = [
+        f"| {e.number} | [{e.title}](notebooks/{e.path.name}) | {e.teaches} | {e.minutes} |"
+        for e in course
+    ]
+    return "\n".join(["| # | notebook | what it teaches | min |", "|---|---|---|---|", *rows])
+
+
+def nav(course: list[Entry], i: int) -> str:
+    parts = []
+    if i > 0:
+        parts.append(
+            f"← previous: [{course[i - 1].number} · {course[i - 1].title}]"
+            f"({course[i - 1].path.name})"
+        )
+    if i + 1 < len(course):
+        parts.append(
+            f"next: [{course[i + 1].number} · {course[i + 1].title}]({course[i + 1].path.name}) →"
+        )
+    return f"{NAV}\n{' · '.join(parts)}"
+
+
+def with_nav(nb: nbformat.NotebookNode, text: str) -> nbformat.NotebookNode:
+    nb = nbformat.from_dict(nb)
+    if nb.cells and nb.cells[-1].cell_type == "markdown" and nb.cells[-1].source.startswith(NAV):
+        nb.cells[-1].source = text
+    else:
+        cell = nbformat.v4.new_markdown_cell(text)
+        cell.id = "nav"
+        nb.cells.append(cell)
+    return nb
+
+
+def wanted() -> dict[Path, str]:
+    """Every file this writes, as it should be."""
+    course = entries()
+    readme = README.read_text()
+    if START not in readme or END not in readme:
+        raise SystemExit(f"README.md needs the markers {START} and {END}")
+    head, rest = readme.split(START, 1)
+    files = {README: f"{head}{START}\n{table(course)}\n{END}{rest.split(END, 1)[1]}"}
+    for i, e in enumerate(course):
+        nb = with_nav(nbformat.read(e.path, as_version=4), nav(course, i))
+        files[e.path] = nbformat.writes(nb) + "\n"
+    return files
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--check", action="store_true", help="only check, write nothing")
+    args = parser.parse_args(argv)
+    stale = [(p, text) for p, text in wanted().items() if p.read_text() != text]
+    for path, text in stale:
+        if args.check:
+            print(f"out of date: {path.relative_to(ROOT)} (run `make toc`)")
+        else:
+            path.write_text(text)
+            print(f"wrote {path.relative_to(ROOT)}")
+    return 1 if args.check and stale else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

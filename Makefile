@@ -19,7 +19,7 @@ $(STAMP): pyproject.toml
 	@$(PYTHON) -c 'import sys; sys.exit(0 if sys.version_info >= (3, 11) else "This course needs Python 3.11 or newer; this is " + sys.version.split()[0] + ". Install a newer Python, or run: make PYTHON=python3.12 ...")'
 	@test -x $(PY) || $(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install --quiet $(FIND_LINKS) --upgrade pip
-	$(PY) -m pip install --quiet $(FIND_LINKS) -e '.[lab,dev]'
+	$(PY) -m pip install --quiet $(FIND_LINKS) -e '.[lab,dev,hub]'
 	@touch $(STAMP)
 
 lab: install  ## JupyterLab with the database ready (JUPYTER_PORT, JUPYTER_TOKEN)

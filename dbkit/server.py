@@ -310,11 +310,15 @@ def stop_private(folder: Path) -> None:
 
 
 def stop_all_private() -> list[Path]:
-    """Every private folder of this clone, stopped and deleted (`make stop`)."""
-    found = sorted((state_dir() / "private").glob("*-*"))
-    for folder in found:
-        stop_private(folder)
-    return found
+    """Every private folder of this clone whose process is gone (its watcher died with it),
+    stopped and deleted (`make stop`). A running kernel's folders are left alone."""
+    left = []
+    for folder in sorted((state_dir() / "private").glob("*-*")):
+        owner = folder.name.rsplit("-", 1)[1]
+        if not owner.isdigit() or _process_name(int(owner)) is None:
+            stop_private(folder)
+            left.append(folder)
+    return left
 
 
 def _watch(folder: str) -> None:

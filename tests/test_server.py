@@ -253,10 +253,25 @@ def test_make_stop_stops_private_servers_that_were_left() -> None:
     kernel.kill()
     kernel.wait()
     assert alive(int(second))
-    stop = run_dbkit("stop", env={"DBKIT_PGDATA": str(PROJECT_ROOT / "no-such-server")})
-    assert stop.returncode == 0, stop.stderr
-    assert f"stopped the private servers a notebook had left in {Path(folder).name}" in stop.stdout
-    assert gone_within(10, int(second), int(bouncer)) and not Path(folder).exists()
+    running = subprocess.Popen(  # another kernel, alive: its servers are not "left"
+        [sys.executable, "-c", KERNEL.replace("'nb09'", "'nb10'")],
+        cwd=PROJECT_ROOT,
+        stdin=subprocess.PIPE,
+        stdout=subprocess.PIPE,
+        text=True,
+    )
+    assert running.stdout is not None
+    _, its_server, _, its_folder = running.stdout.readline().split()
+    try:
+        stop = run_dbkit("stop", env={"DBKIT_PGDATA": str(PROJECT_ROOT / "no-such-server")})
+        assert stop.returncode == 0, stop.stderr
+        assert f"stopped the private servers a notebook had left in {Path(folder).name}" in (
+            stop.stdout
+        )
+        assert gone_within(10, int(second), int(bouncer)) and not Path(folder).exists()
+        assert alive(int(its_server)) and Path(its_folder).exists()
+    finally:
+        running.communicate("go\n", timeout=60)
 
 
 OTHER_USER = "dbkit-other"  # another user of the machine, made by the tests

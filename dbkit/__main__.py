@@ -110,9 +110,11 @@ def migration_state(url: URL, connect_args: dict[str, Any]) -> str:
     upgrade = f"`{VENV_PYTHON} -m alembic upgrade head`"
     if current == [want]:
         return f"the configured database is at head ({want})"
+    nothing = "nothing is needed for the notebooks: each migrates a database of its own"
     if not current:
-        return f"the configured database is not migrated (run {upgrade} for revision {want})"
-    return f"the configured database is at {', '.join(current)}, head is {want} (run {upgrade})"
+        return f"the configured database is not migrated; {nothing}. To migrate it: {upgrade}"
+    state = f"the configured database is at {', '.join(current)}, head is {want}"
+    return f"{state}; {nothing}. To upgrade it: {upgrade}"
 
 
 def cmd_doctor(args: argparse.Namespace) -> int:

@@ -37,7 +37,15 @@ BOUND = 25.0  # seconds an entry point may take; asyncpg alone waits 60 s for a 
 CLEARED = (*DB_VARIABLES, "DB_CONNECT_TIMEOUT", "DBKIT_PGDATA", "PGSSLMODE")
 NO_CREATEDB_ROLE = "dbkit_t11_nocreatedb"
 NO_CREATEDB_PASSWORD = "Nc4Qx8Rv2Lm6"
-COPIED = ["dbkit", "bench", "migrations", "alembic.ini", "conftest.py", "pyproject.toml", "Makefile"]
+COPIED = [
+    "dbkit",
+    "bench",
+    "migrations",
+    "alembic.ini",
+    "conftest.py",
+    "pyproject.toml",
+    "Makefile",
+]
 CELL = """\
 import dbkit
 print("dbkit from", dbkit.__file__)

@@ -121,8 +121,8 @@ def start(pgdata: Path | None = None) -> Running:
     pgdata = pgdata or data_dir()
     _prepare_state(pgdata)
     _use(pgdata)
-    if running := status(pgdata):
-        return running
+    # always under the lock: a server already "ready" may still be creating the course's
+    # database (the starter holds the lock until it has), and a flock costs nothing
     with _lock(pgdata):
         if running := status(pgdata):
             return running

@@ -470,7 +470,7 @@ def test_the_doctors_alembic_hint_runs_as_typed(project: Path, params_database: 
         timeout=120,
     )
     line = next(ln for ln in doctor.stdout.splitlines() if "migrations:" in ln)
-    hint = line.split("(run `", 1)[1].split("`", 1)[0]
+    hint = line.split("To migrate it: `", 1)[1].split("`", 1)[0]
     ran = subprocess.run(
         ["sh", "-c", hint], cwd=PROJECT_ROOT, env=env, capture_output=True, text=True, timeout=120
     )

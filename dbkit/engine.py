@@ -30,13 +30,13 @@ from sqlalchemy.ext.asyncio import (
 )
 from sqlalchemy.orm import sessionmaker
 
-from dbkit.settings import connect_args, database_url
+from dbkit.database import connect_args, database_url
 
 
 def make_engine(url: URL | None = None, *, echo: bool = False, **options: Any) -> AsyncEngine:
     """`create_async_engine(url, echo=..., pool_pre_ping=True)`; url defaults to the
     configured database. Extra options (pool_size, ...) go straight to SQLAlchemy; the
-    connect timeout and server settings come from dbkit.settings.connect_args()."""
+    connect timeout and server settings come from dbkit.database.connect_args()."""
     options.setdefault("pool_pre_ping", True)
     options.setdefault("connect_args", connect_args())
     return create_async_engine(url or database_url(), echo=echo, **options)

@@ -17,6 +17,8 @@ import asyncpg
 from sqlalchemy import text
 from sqlalchemy.engine import URL
 
+from dbkit.urls import host_of
+
 
 class SetupError(Exception):
     """The database is not reachable as configured. The message says why and what to do."""
@@ -28,9 +30,7 @@ class SetupError(Exception):
 
 def where(url: URL) -> str:
     """'host:port' or 'the embedded server' for a message; never the password."""
-    host = url.query.get("host") or url.host or "localhost"
-    if isinstance(host, tuple):
-        host = host[0]
+    host = host_of(url)
     if host.startswith("/"):
         return f"the unix socket in {host}"
     if "@" in host:  # an unencoded '@' in a password ends up in the host: hide that part

@@ -29,6 +29,7 @@ from sqlalchemy.engine import URL
 
 from dbkit import server
 from dbkit.errors import SetupError
+from dbkit.urls import host_of
 
 INSTALL = (
     "PgBouncer is not installed. Install it with `sudo apt-get install pgbouncer` "
@@ -92,7 +93,7 @@ def start(
     program = binary()
     if program is None:
         raise SetupError(INSTALL)
-    host = str(upstream.query.get("host") or upstream.host or "localhost")
+    host = host_of(upstream)
     user = upstream.username or "postgres"
     password = upstream.password or secrets.token_urlsafe(16)
     if any(c in user for c in '"\\\n') or any(c in host for c in "\\\n"):

@@ -28,6 +28,8 @@ from typing import Self
 
 from sqlalchemy.engine import URL
 
+from dbkit.urls import host_of
+
 
 class Proxy:
     def __init__(self, target: URL) -> None:
@@ -73,9 +75,9 @@ class Proxy:
         await self.close()
 
     async def _open_target(self) -> tuple[asyncio.StreamReader, asyncio.StreamWriter]:
-        host = self.target.query.get("host") or self.target.host or "/tmp"
+        host = host_of(self.target, default="/tmp")
         port = self.target.port or 5432
-        if isinstance(host, str) and host.startswith("/"):
+        if host.startswith("/"):
             return await asyncio.open_unix_connection(f"{host}/.s.PGSQL.{port}")
         return await asyncio.open_connection(host, port)
 

@@ -6,6 +6,9 @@ In this order, the first that is set wins:
 2. DB_USER, DB_PASS, DB_HOST, DB_PORT, DB_NAME — the five variables most services use;
 3. otherwise the embedded PostgreSQL that ships with this course (dbkit.server).
 
+This module only reads and checks the settings: it never starts a server. The course's
+database, started when it is the embedded one, is dbkit.database.target().
+
 Each is read from the environment or from a `.env` file in the project root; an empty
 value counts as unset. The URL is always built with `URL.create` (or parsed by SQLAlchemy's
 `make_url`), never an f-string, so any password works, and always for the asyncpg driver.
@@ -23,7 +26,6 @@ import re
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Annotated, Any
-from urllib.parse import unquote
 
 from dotenv import dotenv_values
 from dotenv.variables import Variable, parse_variables
@@ -33,6 +35,7 @@ from sqlalchemy.engine import URL, make_url
 from sqlalchemy.exc import ArgumentError
 
 from dbkit.errors import SetupError
+from dbkit.urls import shown
 
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
 DRIVER = "postgresql+asyncpg"
@@ -77,15 +80,6 @@ class Target:
 
     def __str__(self) -> str:
         return f"{shown(self.url)}  (from {self.source})"
-
-
-def shown(url: URL) -> str:
-    """The URL to print: password masked, query as written (?host=/my course, not %2F...)."""
-    base = unquote(url.set(query={}).render_as_string(hide_password=True))
-    query = "&".join(
-        f"{k}={v}" for k, vs in url.query.items() for v in ([vs] if isinstance(vs, str) else vs)
-    )
-    return f"{base}?{query}" if query else base
 
 
 def _check_dotenv(path: Path = ENV_FILE) -> None:
@@ -248,43 +242,28 @@ def _parse(raw: str, name: str = "DATABASE_URL") -> tuple[URL, dict[str, Any]]:
     return url.set(drivername=DRIVER), args
 
 
-def target(settings: Settings | None = None) -> Target:
-    """The configured database. Starts the embedded server when nothing else is set."""
+def configured(settings: Settings | None = None) -> Target | None:
+    """The database the settings name, or None when they name none (then the course uses
+    its embedded server: dbkit.database.target() starts it). Starts nothing."""
     s = settings or load()
     timeout = {"timeout": s.db_connect_timeout}
     if s.database_url is not None:
         url, args = _parse(s.database_url.get_secret_value())
         return Target(url, "DATABASE_URL", {**timeout, **args})
     given = [n for n in ("db_user", "db_pass", "db_host", "db_port", "db_name") if getattr(s, n)]
-    if given:
-        if s.db_host is None:
-            raise SetupError(
-                f"{', '.join(n.upper() for n in given)} set but DB_HOST is not. "
-                "Fix: set DB_HOST too, or unset them all to use the embedded server."
-            )
-        url = URL.create(
-            DRIVER,
-            username=s.db_user or "postgres",
-            password=s.db_pass.get_secret_value() if s.db_pass else None,
-            host=s.db_host,
-            port=s.db_port or 5432,
-            database=s.db_name or "postgres",
+    if not given:
+        return None
+    if s.db_host is None:
+        raise SetupError(
+            f"{', '.join(n.upper() for n in given)} set but DB_HOST is not. "
+            "Fix: set DB_HOST too, or unset them all to use the embedded server."
         )
-        return Target(url, "DB_* variables", timeout)
-    from dbkit import server  # only needed, and only imported, for the embedded server
-
-    return Target(
-        server.start(s.dbkit_pgdata).url, "the embedded server (nothing else set)", timeout
+    url = URL.create(
+        DRIVER,
+        username=s.db_user or "postgres",
+        password=s.db_pass.get_secret_value() if s.db_pass else None,
+        host=s.db_host,
+        port=s.db_port or 5432,
+        database=s.db_name or "postgres",
     )
-
-
-def database_url() -> URL:
-    """The URL of the configured database (password inside; print it and it is masked)."""
-    return target().url
-
-
-def connect_args() -> dict[str, Any]:
-    """What dbkit's engines pass to asyncpg besides the URL: `create_async_engine(url,
-    connect_args=connect_args())`. It holds the connect timeout (asyncpg's `timeout`) and
-    the server settings DATABASE_URL asked for (application_name, options)."""
-    return target().connect_args
+    return Target(url, "DB_* variables", timeout)

@@ -22,7 +22,7 @@ from sqlalchemy.engine import URL
 from sqlalchemy.ext.asyncio import create_async_engine
 from sqlalchemy.pool import NullPool
 
-from dbkit import settings
+from dbkit import database
 from dbkit.errors import SetupError, explain
 from dbkit.models import Base
 
@@ -42,7 +42,7 @@ def database_url() -> URL:
     if url is not None:
         return url
     try:
-        return settings.database_url()
+        return database.database_url()
     except SetupError as exc:
         raise CommandError(str(exc)) from None
 
@@ -70,7 +70,7 @@ def do_run_migrations(connection: Connection) -> None:
 
 async def run_async_migrations() -> None:
     url = database_url()  # connect_args: the connect timeout, server settings
-    engine = create_async_engine(url, poolclass=NullPool, connect_args=settings.connect_args())
+    engine = create_async_engine(url, poolclass=NullPool, connect_args=database.connect_args())
     try:
         async with engine.connect() as connection:
             await connection.run_sync(do_run_migrations)

@@ -29,8 +29,9 @@ import pytest
 from sqlalchemy.engine import URL
 
 from dbkit import server
+from dbkit.database import database_url, target
 from dbkit.databases import admin_execute, fresh_database
-from dbkit.settings import PROJECT_ROOT, database_url, target
+from dbkit.settings import PROJECT_ROOT
 from tests.helpers import DB_VARIABLES, free_port
 
 BOUND = 25.0  # seconds an entry point may take; asyncpg alone waits 60 s for a silent server
@@ -600,10 +601,10 @@ SHAPES = [
 def test_no_shape_of_input_shows_the_password(raw: str) -> None:
     """What `make url` and the doctor print for it: the URL masked, or one line."""
     from dbkit.errors import SetupError
-    from dbkit.settings import Settings
+    from dbkit.settings import Settings, configured
 
     try:
-        shown = str(target(Settings(_env_file=None, database_url=raw)))
+        shown = str(configured(Settings(_env_file=None, database_url=raw)))
     except SetupError as exc:
         shown = str(exc)
         assert "Fix:" in shown and "\n" not in shown, shown

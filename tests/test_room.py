@@ -21,6 +21,7 @@ from sqlalchemy.engine import URL
 from sqlalchemy.ext.asyncio import create_async_engine
 from sqlalchemy.pool import NullPool
 
+from dbkit.database import database_url
 from dbkit.databases import (
     NAMESPACE_LENGTH,
     _clean,
@@ -30,7 +31,7 @@ from dbkit.databases import (
     safe_name,
 )
 from dbkit.errors import SetupError
-from dbkit.settings import PROJECT_ROOT, database_url
+from dbkit.settings import PROJECT_ROOT
 
 pytestmark = pytest.mark.anyio
 NOTEBOOK = "notebooks/05_sessions.ipynb"

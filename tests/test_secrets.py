@@ -14,9 +14,10 @@ from sqlalchemy.exc import DBAPIError
 
 from dbkit import SetupError, fresh_database, migrate, pgbouncer
 from dbkit.checks import dispose_checked
+from dbkit.database import database_url
 from dbkit.databases import admin_execute
 from dbkit.engine import make_engine
-from dbkit.settings import Target, database_url
+from dbkit.settings import Target
 from tests.helpers import run_dbkit
 
 pytestmark = pytest.mark.anyio

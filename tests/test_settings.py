@@ -2,13 +2,15 @@
 
 from __future__ import annotations
 
+import ast
 from pathlib import Path
 
 import pytest
 from sqlalchemy.engine import make_url
 
+import dbkit
 from dbkit.errors import SetupError
-from dbkit.settings import Settings, normalise, target
+from dbkit.settings import Settings, Target, configured, normalise
 from tests.helpers import DB_VARIABLES
 
 # every character that breaks a hand-built URL
@@ -20,6 +22,48 @@ def no_database_variables(monkeypatch: pytest.MonkeyPatch) -> None:
     """These tests give their settings explicitly; CI's DB_* must not leak in."""
     for name in DB_VARIABLES:
         monkeypatch.delenv(name, raising=False)
+
+
+def target(settings: Settings) -> Target:
+    found = configured(settings)
+    assert found is not None
+    return found
+
+
+def test_nothing_set_names_no_database_and_starts_nothing(tmp_path: Path) -> None:
+    """Resolving the settings only reads them: starting the embedded server is
+    dbkit.database's job. Its data folder is never even created."""
+    pgdata = tmp_path / "pgdata"
+    assert configured(Settings(_env_file=None, dbkit_pgdata=pgdata)) is None
+    assert not pgdata.exists()
+
+
+def test_dbkit_has_no_import_cycle() -> None:
+    """dbkit's modules import each other in one direction only (top-level imports)."""
+    package = Path(dbkit.__file__).parent
+    graph: dict[str, set[str]] = {}
+    for path in package.glob("*.py"):
+        names = set()
+        for node in ast.parse(path.read_text()).body:
+            if isinstance(node, ast.ImportFrom) and node.module:
+                if node.module == "dbkit":
+                    names |= {f"dbkit.{a.name}" for a in node.names}
+                else:
+                    names.add(node.module)
+            elif isinstance(node, ast.Import):
+                names |= {a.name for a in node.names}
+        graph[f"dbkit.{path.stem}"] = {n for n in names if n.startswith("dbkit.")}
+    graph.pop("dbkit.__init__")  # the package re-exports; modules never import it
+    graph.pop("dbkit.__main__")  # the command line; nothing imports it
+
+    def reaches(start: str, goal: str, seen: set[str]) -> bool:
+        for step in graph.get(start, ()):
+            if step == goal or (step not in seen and reaches(step, goal, seen | {step})):
+                return True
+        return False
+
+    cycles = sorted(m for m in graph if reaches(m, m, set()))
+    assert not cycles, f"import cycle through {cycles}"
 
 
 def test_database_url_wins_over_db_variables() -> None:

@@ -21,8 +21,8 @@ import asyncpg
 import nbformat
 from nbclient import NotebookClient
 
+from dbkit.database import database_url
 from dbkit.databases import PREFIX, namespace
-from dbkit.settings import database_url
 
 ROOT = Path(__file__).resolve().parent.parent
 NOTEBOOKS = ROOT / "notebooks"

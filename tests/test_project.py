@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import shutil
 import tomllib
+from dataclasses import replace
 from pathlib import Path
 
 import nbformat
@@ -50,8 +51,8 @@ def test_a_changed_title_makes_the_table_and_links_stale(
     )
     for name in ("README.md", "INSTRUCTORS.md"):
         shutil.copy(PROJECT_ROOT / name, tmp_path / name)
-    monkeypatch.setattr(course, "NOTEBOOKS", tmp_path / "notebooks")
-    monkeypatch.setattr(course, "README", tmp_path / "README.md")
+    english = replace(course.ENGLISH, folder=tmp_path / "notebooks", readme=tmp_path / "README.md")
+    monkeypatch.setattr(course, "EDITIONS", (english,))
     monkeypatch.setattr(course, "INSTRUCTORS", tmp_path / "INSTRUCTORS.md")
     nb05 = tmp_path / "notebooks" / "05_sessions.ipynb"
     nb = nbformat.read(nb05, as_version=4)

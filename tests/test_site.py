@@ -64,6 +64,21 @@ def test_every_notebook_has_a_page_with_its_minutes_and_ways_to_run_it(site: Pat
         assert "make lab" in text and "mybinder.org/v2/" in html and "git-pull?" in html
 
 
+def test_every_notebook_has_a_korean_page_and_each_links_the_other(site: Path) -> None:
+    for notebook in sorted((PROJECT_ROOT / "notebooks").glob("[0-9][0-9]_*.ipynb")):
+        english = site / "notebooks" / f"{notebook.stem}.html"
+        korean = site / "ko" / "notebooks" / f"{notebook.stem}.html"
+        assert f"../ko/notebooks/{notebook.stem}.html" in parse(english).links, english.name
+        assert f"../../notebooks/{notebook.stem}.html" in parse(korean).links, korean.name
+        html = korean.read_text()
+        text = re.sub(r"\s+", " ", re.sub(r"<[^>]+>", "", html))
+        assert '<html lang="ko"' in html
+        assert re.search(r"실행하기 · 강의 \d+분 \+ 연습 문제 \d+분", text), korean.name
+        assert f"notebooks/ko/{notebook.name}" in text  # the Korean notebook to open
+    assert "ko/index.html" in parse(site / "index.html").links
+    assert "../index.html" in parse(site / "ko" / "index.html").links
+
+
 def test_every_internal_link_resolves(site: Path) -> None:
     pages = {p: parse(p) for p in site.rglob("*.html") if not p.is_relative_to(site / "_static")}
     broken = []

@@ -5,6 +5,8 @@
   are the schedule's in INSTRUCTORS.md.
 * The README's notebook table (between `<!-- notebooks -->` and `<!-- /notebooks -->`) and
   the last cell of each notebook (previous / next) are written from those.
+* The Korean edition the same way: notebooks/ko/ (titles and `teaches` in Korean, the
+  minutes the same) into README.ko.md's table and the Korean notebooks' last cells.
 
     python -m tools.course           # write them
     python -m tools.course --check   # exit 1, naming what is stale
@@ -26,6 +28,34 @@ README = ROOT / "README.md"
 INSTRUCTORS = ROOT / "INSTRUCTORS.md"
 START, END = "<!-- notebooks -->", "<!-- /notebooks -->"
 NAV = "<!-- nav: written by `make toc`; edit the titles, not this cell -->"
+
+
+@dataclass(frozen=True)
+class Edition:
+    """One language of the course: its notebooks, its README, its words for the links."""
+
+    folder: Path
+    readme: Path
+    header: str
+    previous: str
+    next: str
+
+
+ENGLISH = Edition(
+    NOTEBOOKS,
+    README,
+    "| # | notebook | what it teaches | min |",
+    "← previous",
+    "next",
+)
+KOREAN = Edition(
+    NOTEBOOKS / "ko",
+    ROOT / "README.ko.md",
+    "| # | 노트북 | 배우는 것 | 분 |",
+    "← 이전",
+    "다음",
+)
+EDITIONS = (ENGLISH, KOREAN)
 
 
 @dataclass(frozen=True)
@@ -51,10 +81,10 @@ def schedule() -> dict[str, int]:
     return {number: int(teach) + int(exercise) for number, teach, exercise in rows}
 
 
-def entries() -> list[Entry]:
+def entries(edition: Edition = ENGLISH) -> list[Entry]:
     minutes = schedule()
     found = []
-    for path in sorted(NOTEBOOKS.glob("[0-9][0-9]_*.ipynb")):
+    for path in sorted(edition.folder.glob("[0-9][0-9]_*.ipynb")):
         nb = nbformat.read(path, as_version=4)
         teaches = nb.metadata.get("course", {}).get("teaches")
         if not teaches:
@@ -67,25 +97,23 @@ def entries() -> list[Entry]:
     return found
 
 
-def table(course: list[Entry]) -> str:
+def table(course: list[Entry], edition: Edition = ENGLISH) -> str:
+    folder = edition.folder.relative_to(ROOT).as_posix()
     rows = [
-        f"| {e.number} | [{e.title}](notebooks/{e.path.name}) | {e.teaches} | {e.minutes} |"
+        f"| {e.number} | [{e.title}]({folder}/{e.path.name}) | {e.teaches} | {e.minutes} |"
         for e in course
     ]
-    return "\n".join(["| # | notebook | what it teaches | min |", "|---|---|---|---|", *rows])
+    return "\n".join([edition.header, "|---|---|---|---|", *rows])
 
 
-def nav(course: list[Entry], i: int) -> str:
+def nav(course: list[Entry], i: int, edition: Edition = ENGLISH) -> str:
     parts = []
     if i > 0:
-        parts.append(
-            f"← previous: [{course[i - 1].number} · {course[i - 1].title}]"
-            f"({course[i - 1].path.name})"
-        )
+        before = course[i - 1]
+        parts.append(f"{edition.previous}: [{before.number} · {before.title}]({before.path.name})")
     if i + 1 < len(course):
-        parts.append(
-            f"next: [{course[i + 1].number} · {course[i + 1].title}]({course[i + 1].path.name}) →"
-        )
+        after = course[i + 1]
+        parts.append(f"{edition.next}: [{after.number} · {after.title}]({after.path.name}) →")
     return f"{NAV}\n{' · '.join(parts)}"
 
 
@@ -93,6 +121,7 @@ def with_nav(nb: nbformat.NotebookNode, text: str) -> nbformat.NotebookNode:
     nb = nbformat.from_dict(nb)
     if nb.cells and nb.cells[-1].cell_type == "markdown" and nb.cells[-1].source.startswith(NAV):
         nb.cells[-1].source = text
+        nb.cells[-1].id = "nav"  # the Korean edition knows it by this id
     else:
         cell = nbformat.v4.new_markdown_cell(text)
         cell.id = "nav"
@@ -101,16 +130,21 @@ def with_nav(nb: nbformat.NotebookNode, text: str) -> nbformat.NotebookNode:
 
 
 def wanted() -> dict[Path, str]:
-    """Every file this writes, as it should be."""
-    course = entries()
-    readme = README.read_text()
-    if START not in readme or END not in readme:
-        raise SystemExit(f"README.md needs the markers {START} and {END}")
-    head, rest = readme.split(START, 1)
-    files = {README: f"{head}{START}\n{table(course)}\n{END}{rest.split(END, 1)[1]}"}
-    for i, e in enumerate(course):
-        nb = with_nav(nbformat.read(e.path, as_version=4), nav(course, i))
-        files[e.path] = nbformat.writes(nb) + "\n"
+    """Every file this writes, as it should be, in each language."""
+    files = {}
+    for edition in EDITIONS:
+        course = entries(edition)
+        if not course:
+            continue
+        readme = edition.readme.read_text()
+        if START not in readme or END not in readme:
+            raise SystemExit(f"{edition.readme.name} needs the markers {START} and {END}")
+        head, rest = readme.split(START, 1)
+        new = f"{head}{START}\n{table(course, edition)}\n{END}{rest.split(END, 1)[1]}"
+        files[edition.readme] = new
+        for i, e in enumerate(course):
+            nb = with_nav(nbformat.read(e.path, as_version=4), nav(course, i, edition))
+            files[e.path] = nbformat.writes(nb) + "\n"
     return files
 
 

@@ -8,7 +8,8 @@ what a contributor runs after changing a notebook (CONTRIBUTING.md).
 Each notebook runs top to bottom in a fresh kernel, in the notebooks/ folder, as nbval
 runs it, with DBKIT_NAMESPACE=you so that the stored outputs name databases as a learner
 reads them (`dbkit_you_nb04`; tests/sanitize.cfg compares any namespace alike). A cell that
-fails stops it, and nothing is written. Then `make student` and `pytest --nbval` on it.
+fails stops it, and nothing is written. Then the Korean edition takes the new code cells
+(`python -m tools.translation sync`), `make student`, and `pytest --nbval` on it.
 """
 
 from __future__ import annotations
@@ -57,6 +58,8 @@ def main(argv: list[str]) -> int:
     paths = [find(n) for n in argv]
     for path in paths:
         execute(path)
+    # the Korean edition takes the new code cells and outputs; then both learner copies
+    subprocess.run([sys.executable, "-m", "tools.translation", "sync"], cwd=ROOT, check=True)
     subprocess.run([sys.executable, "-m", "tools.student"], cwd=ROOT, check=True)
     env = {k: v for k, v in os.environ.items() if k != "DBKIT_NAMESPACE"}
     check = [sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider"]

@@ -2,7 +2,9 @@
 
 Stages the sources in build/site-src/ (the README as the home page, INSTRUCTORS.md,
 CONTRIBUTING.md, bench/README.md and the solved notebooks, each with a "Run it" box that
-gives its minutes from INSTRUCTORS.md and the three ways to run it), then runs Sphinx
+gives its minutes from INSTRUCTORS.md and the three ways to run it; and the Korean edition
+under ko/: README.ko.md, INSTRUCTORS.ko.md, the glossary and notebooks/ko/, each page
+with a link to the same page in the other language), then runs Sphinx
 (site/conf.py) into build/site/ with warnings as errors, so a broken internal link fails
 the build. Nothing is re-executed and nothing is downloaded.
 
@@ -20,7 +22,7 @@ from pathlib import Path
 
 import nbformat
 
-from tools.course import entries
+from tools.course import ENGLISH, KOREAN, entries
 
 ROOT = Path(__file__).resolve().parent.parent
 SRC = ROOT / "build" / "site-src"
@@ -37,12 +39,30 @@ def schedule() -> dict[str, tuple[int, int]]:
     return {number: (int(teach), int(exercise)) for number, teach, exercise in rows}
 
 
-def run_it(path: Path, minutes: tuple[int, int]) -> str:
-    nb = f"notebooks/{path.name}"
-    pull = (
+def pull(nb: str) -> str:
+    return (
         "https://YOUR-HUB/hub/user-redirect/git-pull?"
         f"repo={REPO}&urlpath=lab/tree/{REPO.rsplit('/', 1)[1]}/{nb}"
     )
+
+
+def run_it_ko(path: Path, minutes: tuple[int, int]) -> str:
+    nb = f"notebooks/ko/{path.name}"
+    return f""":::{{admonition}} 실행하기 · 강의 {minutes[0]}분 + 연습 문제 {minutes[1]}분
+:class: tip
+
+* **내 컴퓨터에서**: `git clone {REPO}` 다음에 `make lab`을 실행하고 `{nb}`를 엽니다
+  (연습 문제를 직접 풀 실습용 사본: `notebooks/ko/student/{path.name}`).
+* **Binder에서**: [이 노트북 실행하기]({BINDER}?urlpath=lab/tree/{nb}) (설치할 것이 없습니다.
+  내장 PostgreSQL이 그 안에서 시작합니다).
+* **워크숍의 JupyterHub에서**: 강사가 준 링크를 열거나, `YOUR-HUB`를 허브 주소로 바꾼
+  `{pull(nb)}`을 엽니다(nbgitpuller).
+:::
+"""
+
+
+def run_it(path: Path, minutes: tuple[int, int]) -> str:
+    nb = f"notebooks/{path.name}"
     return f""":::{{admonition}} Run it · {minutes[0]} min teaching + {minutes[1]} min exercise
 :class: tip
 
@@ -51,50 +71,93 @@ def run_it(path: Path, minutes: tuple[int, int]) -> str:
 * **On Binder**: [launch this notebook]({BINDER}?urlpath=lab/tree/{nb}) (no install; the
   embedded PostgreSQL starts inside it).
 * **On your workshop's JupyterHub**: open the link your instructor gives you, or
-  `{pull}` with `YOUR-HUB` replaced by the hub's address (nbgitpuller).
+  `{pull(nb)}` with `YOUR-HUB` replaced by the hub's address (nbgitpuller).
 :::
 """
 
 
-def stage() -> list[str]:
-    """Copy the sources into build/site-src; return the notebook documents, in order."""
-    shutil.rmtree(SRC, ignore_errors=True)
-    (SRC / "notebooks").mkdir(parents=True)
-    (SRC / "bench").mkdir()
+def switch(text: str) -> nbformat.NotebookNode:
+    cell = nbformat.v4.new_markdown_cell(text)
+    cell.id = "language"
+    return cell
+
+
+def stage_notebooks(edition: str) -> list[str]:
+    """One edition's notebooks, each with its "Run it" box and a link to the other
+    language's page; returns the documents, in order."""
+    english = edition == "en"
+    folder = SRC / ("notebooks" if english else "ko/notebooks")
+    folder.mkdir(parents=True)
     minutes = schedule()
     docs = []
-    for entry in entries():
+    for entry in entries(ENGLISH if english else KOREAN):
         nb = nbformat.read(entry.path, as_version=4)
-        box = nbformat.v4.new_markdown_cell(run_it(entry.path, minutes[entry.number]))
-        box.id = "run-it"
-        nb.cells.insert(1, box)
-        nbformat.write(nb, SRC / "notebooks" / entry.path.name)
+        box = (
+            run_it(entry.path, minutes[entry.number])
+            if english
+            else run_it_ko(entry.path, minutes[entry.number])
+        )
+        cell = nbformat.v4.new_markdown_cell(box)
+        cell.id = "run-it"
+        other = (
+            f"[한국어](../ko/notebooks/{entry.path.name})"
+            if english
+            else (f"[English](../../notebooks/{entry.path.name})")
+        )
+        nb.cells[1:1] = [switch(other), cell]
+        nbformat.write(nb, folder / entry.path.name)
         docs.append(f"notebooks/{entry.path.stem}")
+    return docs
+
+
+def toctree(caption: str, docs: list[str]) -> str:
+    return "\n".join(["", "```{toctree}", ":hidden:", f":caption: {caption}", "", *docs, "```", ""])
+
+
+# README.ko.md and INSTRUCTORS.ko.md link the repository's paths; on the site the Korean
+# pages sit under ko/, the English ones at the top
+KOREAN_LINKS = {
+    "](README.md)": "](../index.md)",
+    "](INSTRUCTORS.md)": "](../INSTRUCTORS.md)",
+    "](INSTRUCTORS.ko.md)": "](INSTRUCTORS.md)",
+    "](notebooks/ko/glossary.md)": "](glossary.md)",
+    "](notebooks/ko/": "](notebooks/",
+    "](CONTRIBUTING.md)": "](../CONTRIBUTING.md)",
+    "](bench/README.md)": "](../bench/README.md)",
+}
+ENGLISH_LINKS = {
+    "](README.ko.md)": "](ko/index.md)",
+    "](INSTRUCTORS.ko.md)": "](ko/INSTRUCTORS.md)",
+}
+
+
+def relinked(text: str, links: dict[str, str]) -> str:
+    for old, new in links.items():
+        text = text.replace(old, new)
+    return text
+
+
+def stage() -> list[str]:
+    """Copy the sources into build/site-src; return the English notebook documents."""
+    shutil.rmtree(SRC, ignore_errors=True)
+    (SRC / "bench").mkdir(parents=True)
+    docs = stage_notebooks("en")
     for name in ("INSTRUCTORS.md", "CONTRIBUTING.md", "bench/README.md"):
-        shutil.copy(ROOT / name, SRC / name)
-    readme = (ROOT / "README.md").read_text()
-    toc = "\n".join(
-        [
-            "",
-            "```{toctree}",
-            ":hidden:",
-            ":caption: The notebooks",
-            "",
-            *docs,
-            "```",
-            "",
-            "```{toctree}",
-            ":hidden:",
-            ":caption: For instructors and contributors",
-            "",
-            "INSTRUCTORS",
-            "CONTRIBUTING",
-            "bench/README",
-            "```",
-            "",
-        ]
+        (SRC / name).write_text(relinked((ROOT / name).read_text(), ENGLISH_LINKS))
+    readme = relinked((ROOT / "README.md").read_text(), ENGLISH_LINKS)
+    toc = toctree("The notebooks", docs) + toctree(
+        "For instructors and contributors", ["INSTRUCTORS", "CONTRIBUTING", "bench/README"]
     )
-    (SRC / "index.md").write_text(readme + toc)
+    (SRC / "index.md").write_text(readme + toc + toctree("한국어", ["ko/index"]))
+    korean = stage_notebooks("ko")
+    (SRC / "ko" / "INSTRUCTORS.md").write_text(
+        relinked((ROOT / "INSTRUCTORS.ko.md").read_text(), KOREAN_LINKS)
+    )
+    shutil.copy(KOREAN.folder / "glossary.md", SRC / "ko" / "glossary.md")
+    readme_ko = relinked((ROOT / "README.ko.md").read_text(), KOREAN_LINKS)
+    (SRC / "ko" / "index.md").write_text(
+        readme_ko + toctree("노트북", korean) + toctree("강사용", ["INSTRUCTORS", "glossary"])
+    )
     shutil.copy(ROOT / "site" / "conf.py", SRC / "conf.py")
     return docs
 
@@ -111,6 +174,9 @@ def build() -> Path:
     )
     if done.returncode != 0:
         raise SystemExit("the site did not build: see the warnings above")
+    for page in (OUT / "ko").rglob("*.html"):  # Sphinx has one language per project
+        html = page.read_text()
+        page.write_text(html.replace('<html lang="en"', '<html lang="ko"', 1))
     return OUT / "index.html"
 
 

@@ -1,4 +1,5 @@
-"""Generate the learner copies: notebooks/NN_*.ipynb -> notebooks/student/NN_*.ipynb.
+"""Generate the learner copies: notebooks/NN_*.ipynb -> notebooks/student/NN_*.ipynb, and
+the Korean edition's the same way: notebooks/ko/NN_*.ipynb -> notebooks/ko/student/.
 
 In the solved notebooks an exercise's solution sits between a `### BEGIN SOLUTION` line
 and a `### END SOLUTION` line. The learner copy keeps everything else as it is and
@@ -31,7 +32,8 @@ import nbformat
 ROOT = Path(__file__).resolve().parent.parent
 SOLVED = ROOT / "notebooks"
 STUDENT = SOLVED / "student"
-KEPT = STUDENT / "kept"
+# each edition's solved notebooks, and the folder of their learner copies
+EDITIONS = ((SOLVED, STUDENT), (SOLVED / "ko", SOLVED / "ko" / "student"))
 BEGIN, END = "### BEGIN SOLUTION", "### END SOLUTION"
 SOLUTION = re.compile(rf"^([ \t]*){BEGIN}[^\n]*\n.*?^[ \t]*{END}[^\n]*$", re.M | re.S)
 
@@ -70,8 +72,9 @@ def render(nb: nbformat.NotebookNode) -> str:
 def expected() -> dict[Path, str]:
     """Each learner copy as it should be on disk."""
     return {
-        STUDENT / path.name: render(student_copy(nbformat.read(path, as_version=4)))
-        for path in sorted(SOLVED.glob("[0-9][0-9]_*.ipynb"))
+        student / path.name: render(student_copy(nbformat.read(path, as_version=4)))
+        for solved, student in EDITIONS
+        for path in sorted(solved.glob("[0-9][0-9]_*.ipynb"))
     }
 
 
@@ -120,14 +123,20 @@ def differences(want: dict[Path, str]) -> tuple[list[Path], list[Path]]:
             continue  # the learner's work; what git ships is up to date
         stale.append(p)
     # a shipped copy whose solved notebook is gone; a learner's own new notebook is theirs
-    extra = [p for p in STUDENT.glob("*.ipynb") if p not in want and committed(p) is not None]
+    extra = [
+        p
+        for _, student in EDITIONS
+        for p in student.glob("*.ipynb")
+        if p not in want and committed(p) is not None
+    ]
     return stale, extra
 
 
 def keep(path: Path) -> Path:
-    """Copy a learner's work to notebooks/student/kept/NAME-<time>.ipynb."""
-    KEPT.mkdir(exist_ok=True)
-    kept = KEPT / f"{path.stem}-{time.strftime('%Y%m%d-%H%M%S')}{path.suffix}"
+    """Copy a learner's work to kept/NAME-<time>.ipynb beside it (notebooks/student/kept/)."""
+    folder = path.parent / "kept"
+    folder.mkdir(exist_ok=True)
+    kept = folder / f"{path.stem}-{time.strftime('%Y%m%d-%H%M%S')}{path.suffix}"
     kept.write_bytes(path.read_bytes())
     return kept
 
@@ -142,7 +151,8 @@ def main(argv: list[str] | None = None) -> int:
         for p in stale + extra:
             print(f"out of date: {p.relative_to(ROOT)} (run `make student`)")
         return 1 if stale or extra else 0
-    STUDENT.mkdir(exist_ok=True)
+    for _, student in EDITIONS:
+        student.mkdir(exist_ok=True, parents=True)
     for p in stale + extra:
         if learners_work(p):
             print(f"kept your work: {p.relative_to(ROOT)} -> {keep(p).relative_to(ROOT)}")

@@ -10,7 +10,8 @@ A Korean notebook has the English one's cells, in the same order, with the same 
   the cell is listed as needing re-translation (`status`; the test fails the same way);
 * the last cell (previous / next) and README.ko.md's table are written by `make toc`.
 
-    python -m tools.translation status        # what needs (re-)translation; exit 1 if any
+    python -m tools.translation status        # what needs (re-)translation, and any term
+                                              # used against the glossary; exit 1 if any
     python -m tools.translation sync          # copy code cells, add new English prose cells
     python -m tools.translation extract 05    # notebook 05's prose, as a file to translate
     python -m tools.translation apply 05 F    # put that file, translated, back
@@ -156,6 +157,55 @@ def apply(english: Path, text: str) -> nbformat.NotebookNode:
     return nb
 
 
+@dataclass(frozen=True)
+class Term:
+    english: str
+    korean: str
+    avoid: tuple[str, ...]
+
+
+def glossary(path: Path = GLOSSARY) -> list[Term]:
+    """The glossary's table: | English | 한국어 | 쓰지 않는 말 (comma-separated) |."""
+    rows = re.findall(r"^\| ([^|]+?) \| ([^|]+?) \| ([^|]*?) \|$", path.read_text(), re.M)
+    return [
+        Term(en, ko, tuple(w.strip() for w in avoid.split(",") if w.strip()))
+        for en, ko, avoid in rows
+        if en != "English" and not set(en) <= set("-")
+    ]
+
+
+def misused(text: str, terms: list[Term]) -> list[str]:
+    """Each word of the glossary's third column that `text` uses, as 'X (write Y)'. A word
+    counts where a word starts (not after another Hangul syllable), so the avoided 록 does
+    not match inside 목록 or 블록, and 잠금 matches in 잠금을."""
+    found = []
+    for term in terms:
+        for word in term.avoid:
+            if re.search(rf"(?<![가-힣]){re.escape(word)}", text):
+                found.append(f"{word!r} (the glossary says {term.korean!r} for {term.english!r})")
+    return found
+
+
+def korean_texts() -> dict[str, str]:
+    """Every Korean text the glossary binds, by where it is: 'NN_x.ipynb cell ID', or a file."""
+    texts = {}
+    for path in numbered(KOREAN):
+        nb = nbformat.read(path, as_version=4)
+        texts[f"{path.name} teaches"] = nb.metadata.get("course", {}).get("teaches", "")
+        for cell in nb.cells:
+            if cell.cell_type == "markdown":
+                texts[f"{path.name} cell {cell.id}"] = cell.source
+    for name in ("README.ko.md", "INSTRUCTORS.ko.md"):
+        if (ROOT / name).exists():
+            texts[name] = (ROOT / name).read_text()
+    return texts
+
+
+def term_problems() -> list[str]:
+    terms = glossary()
+    return [f"{where}: {m}" for where, text in korean_texts().items() for m in misused(text, terms)]
+
+
 def write(nb: nbformat.NotebookNode, path: Path) -> None:
     path.parent.mkdir(parents=True, exist_ok=True)
     path.write_text(nbformat.writes(nb) + "\n")
@@ -182,8 +232,11 @@ def main(argv: list[str] | None = None) -> int:
         stale = [s for path in numbered(ENGLISH) for s in stale_cells(path)]
         for s in stale:
             print(s)
-        print(f"{len(stale)} prose cells need translation" if stale else "all in step")
-        return 1 if stale else 0
+        terms = term_problems()
+        for line in terms:
+            print(line)
+        print(f"{len(stale)} prose cells need translation; {len(terms)} terms against the glossary")
+        return 1 if stale or terms else 0
     if args.command == "sync":
         for path in numbered(ENGLISH):
             write(synced(path, korean_path(path)), korean_path(path))

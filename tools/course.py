@@ -98,7 +98,7 @@ def entries(edition: Edition = ENGLISH) -> list[Entry]:
 
 
 def table(course: list[Entry], edition: Edition = ENGLISH) -> str:
-    folder = edition.folder.relative_to(ROOT).as_posix()
+    folder = edition.folder.relative_to(edition.readme.parent).as_posix()
     rows = [
         f"| {e.number} | [{e.title}]({folder}/{e.path.name}) | {e.teaches} | {e.minutes} |"
         for e in course

@@ -16,6 +16,12 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
+from sqlalchemy.engine import URL
+from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
+
+from dbkit import fresh_database, migrate
+from dbkit.demo import app_engine
+from dbkit.engine import make_session_factory
 from dbkit.settings import PROJECT_ROOT
 
 DB_VARIABLES = ("DATABASE_URL", "DB_USER", "DB_PASS", "DB_HOST", "DB_PORT", "DB_NAME")
@@ -31,6 +37,18 @@ def run_dbkit(
     return subprocess.run(
         argv, env={**base, **(env or {})}, cwd=cwd, capture_output=True, text=True, timeout=120
     )
+
+
+async def migrated_app(
+    name: str, **engine_options: object
+) -> tuple[URL, AsyncEngine, async_sessionmaker[AsyncSession]]:
+    """A fresh database `name` at the project's head, an engine on it whose connections
+    are tagged `name` (dbkit.demo.app_engine, so a test can terminate them), and a session
+    factory on that engine."""
+    url = await fresh_database(name)
+    await migrate.upgrade(url)
+    engine = app_engine(url, name, **engine_options)
+    return url, engine, make_session_factory(engine)
 
 
 def free_port() -> int:

@@ -7,21 +7,17 @@ from sqlalchemy import func, select, text
 from sqlalchemy.exc import DBAPIError, IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from dbkit import fresh_database, migrate
 from dbkit.checks import dispose_checked
-from dbkit.demo import app_engine, terminate
-from dbkit.engine import make_session_factory
+from dbkit.demo import terminate
 from dbkit.models import Author, Tag
 from dbkit.retry import in_transaction
+from tests.helpers import migrated_app
 
 pytestmark = pytest.mark.anyio
 
 
 async def test_retry_reruns_a_transaction_whose_connection_died_before_commit() -> None:
-    url = await fresh_database("test_rel_retry")
-    await migrate.upgrade(url)
-    engine = app_engine(url, "test_rel_retry")
-    factory = make_session_factory(engine)
+    url, engine, factory = await migrated_app("test_rel_retry")
     attempts: list[int] = []
 
     async def work(session: AsyncSession) -> str:
@@ -41,10 +37,7 @@ async def test_retry_reruns_a_transaction_whose_connection_died_before_commit() 
 
 
 async def test_retry_never_reruns_data_errors_or_a_failed_commit() -> None:
-    url = await fresh_database("test_rel_noretry")
-    await migrate.upgrade(url)
-    engine = app_engine(url, "test_rel_noretry")
-    factory = make_session_factory(engine)
+    url, engine, factory = await migrated_app("test_rel_noretry")
     attempts: list[int] = []
 
     async def duplicate(session: AsyncSession) -> None:

@@ -10,21 +10,16 @@ from sqlalchemy import func, select
 from sqlalchemy.exc import DBAPIError
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from dbkit import fresh_database, migrate
 from dbkit.checks import dispose_checked
-from dbkit.demo import app_engine
-from dbkit.engine import make_session_factory
 from dbkit.models import Author, Book, Loan, Member
 from dbkit.retry import in_transaction
+from tests.helpers import migrated_app
 
 pytestmark = pytest.mark.anyio
 
 
 async def test_a_serialization_failure_at_commit_is_retried() -> None:
-    url = await fresh_database("test_rel_retry_commit")
-    await migrate.upgrade(url)
-    engine = app_engine(url, "test_rel_retry_commit", isolation_level="SERIALIZABLE")
-    factory = make_session_factory(engine)
+    _, engine, factory = await migrated_app("test_rel_retry_commit", isolation_level="SERIALIZABLE")
     async with factory.begin() as session:
         ada = Member(name="Ada", email="ada@example.com")
         books = [Book(title=f"Book {n}", author=Author(name=f"Author {n}")) for n in range(3)]
@@ -81,10 +76,7 @@ async def test_a_serialization_failure_at_commit_is_retried() -> None:
 
 async def test_without_retry_the_commit_itself_raises_40001() -> None:
     """The same interleaving with plain sessions: the error comes at B's COMMIT."""
-    url = await fresh_database("test_rel_commit_40001")
-    await migrate.upgrade(url)
-    engine = app_engine(url, "test_rel_commit_40001", isolation_level="SERIALIZABLE")
-    factory = make_session_factory(engine)
+    _, engine, factory = await migrated_app("test_rel_commit_40001", isolation_level="SERIALIZABLE")
     async with factory.begin() as session:
         session.add(Member(name="Ada", email="ada@example.com"))
 

@@ -127,21 +127,27 @@ async def test_two_learners_with_their_own_roles_run_the_same_notebook_at_once(
     assert "not dropping it" in second.stdout
 
 
-async def test_one_role_two_hub_users_never_touch_each_others_database() -> None:
-    alice, bob = f"{namespace()}alice", f"{namespace()}bob"
+def learners_database(name: str, env: dict[str, str]) -> URL:
+    """What a learner's kernel (another process, with `env`) does: `fresh_database(name)`,
+    then a table `mine` with one row in it. The database's URL."""
     made = python(
         "import asyncio, dbkit\n"
         "from dbkit.databases import admin_execute\n"
         "async def main():\n"
-        "    url = await dbkit.fresh_database('nb05')\n"
+        f"    url = await dbkit.fresh_database({name!r})\n"
         "    await admin_execute('CREATE TABLE mine (x int)', 'INSERT INTO mine VALUES (1)',"
         " url=url)\n"
         "    print(url.database)\n"
         "asyncio.run(main())\n",
-        learner_env(JUPYTERHUB_USER=alice),
+        env,
     )
     assert made.returncode == 0, made.stderr
-    alices = database_url().set(database=made.stdout.strip())
+    return database_url().set(database=made.stdout.strip())
+
+
+async def test_one_role_two_hub_users_never_touch_each_others_database() -> None:
+    alice, bob = f"{namespace()}alice", f"{namespace()}bob"
+    alices = learners_database("nb05", learner_env(JUPYTERHUB_USER=alice))
     engine = create_async_engine(alices, poolclass=NullPool)
     async with engine.connect() as conn:  # alice's kernel, open while bob works
         # bob, same role, runs the same notebook: six kernels of his at once, and nbval
@@ -183,18 +189,7 @@ async def test_a_database_somebody_else_made_is_refused_not_dropped() -> None:
 
 async def test_a_test_run_beside_an_open_learner_kernel_leaves_its_database_alone() -> None:
     learner = f"{namespace()}learner"  # a made-up learner: never a real one's databases
-    made = python(
-        "import asyncio, dbkit\n"
-        "from dbkit.databases import admin_execute\n"
-        "async def main():\n"
-        "    url = await dbkit.fresh_database('nb05_student')\n"  # the learner copy's name
-        "    await admin_execute('CREATE TABLE mine (x int)', url=url)\n"
-        "    print(url.database)\n"
-        "asyncio.run(main())\n",
-        learner_env(JUPYTERHUB_USER=learner),
-    )
-    assert made.returncode == 0, made.stderr
-    mine = database_url().set(database=made.stdout.strip())
+    mine = learners_database("nb05_student", learner_env(JUPYTERHUB_USER=learner))  # the copy's
     engine = create_async_engine(mine, poolclass=NullPool)
     async with engine.connect() as conn:
         # the learner runs `make test` while the kernel is open: the learner copies run too

@@ -227,16 +227,22 @@ def gone_within(seconds: float, *pids: int) -> bool:
     return False
 
 
-def test_a_killed_kernel_takes_its_private_servers_with_it() -> None:
+def start_kernel(code: str) -> tuple[subprocess.Popen[str], list[str]]:
+    """A process standing in for a kernel that runs `code`, and the first line it prints
+    (its servers' pids and folder), split."""
     kernel = subprocess.Popen(
-        [sys.executable, "-c", KERNEL],
+        [sys.executable, "-c", code],
         cwd=PROJECT_ROOT,
         stdin=subprocess.PIPE,
         stdout=subprocess.PIPE,
         text=True,
     )
     assert kernel.stdout is not None
-    first, second, bouncer, folder = kernel.stdout.readline().split()
+    return kernel, kernel.stdout.readline().split()
+
+
+def test_a_killed_kernel_takes_its_private_servers_with_it() -> None:
+    kernel, (first, second, bouncer, folder) = start_kernel(KERNEL)
     assert gone_within(10, int(first)), "re-running the cell left the first server running"
     assert alive(int(second))
     kernel.kill()  # kill -9: no finalizer, no atexit
@@ -249,15 +255,7 @@ def test_a_killed_kernel_takes_its_private_servers_with_it() -> None:
 
 
 def test_make_stop_stops_private_servers_that_were_left() -> None:
-    kernel = subprocess.Popen(
-        [sys.executable, "-c", KERNEL],
-        cwd=PROJECT_ROOT,
-        stdin=subprocess.PIPE,
-        stdout=subprocess.PIPE,
-        text=True,
-    )
-    assert kernel.stdout is not None
-    _, second, bouncer, folder = kernel.stdout.readline().split()
+    kernel, (_, second, bouncer, folder) = start_kernel(KERNEL)
     # the watcher dies too, as if the whole session had been killed
     watchers = [pid for pid in processes() if "_watch" in pid[1] and folder in pid[1]]
     assert watchers
@@ -266,15 +264,8 @@ def test_make_stop_stops_private_servers_that_were_left() -> None:
     kernel.kill()
     kernel.wait()
     assert alive(int(second))
-    running = subprocess.Popen(  # another kernel, alive: its servers are not "left"
-        [sys.executable, "-c", KERNEL.replace("'nb09'", "'nb10'")],
-        cwd=PROJECT_ROOT,
-        stdin=subprocess.PIPE,
-        stdout=subprocess.PIPE,
-        text=True,
-    )
-    assert running.stdout is not None
-    _, its_server, _, its_folder = running.stdout.readline().split()
+    # another kernel, alive: its servers are not "left"
+    running, (_, its_server, _, its_folder) = start_kernel(KERNEL.replace("'nb09'", "'nb10'"))
     try:
         stop = run_dbkit("stop", env={"DBKIT_PGDATA": str(PROJECT_ROOT / "no-such-server")})
         assert stop.returncode == 0, stop.stderr

@@ -95,6 +95,12 @@ def test_the_glossarys_terms_are_used_one_way() -> None:
     assert not problems, "\n".join(problems)
 
 
+def test_instructions_end_one_way() -> None:
+    """The glossary's style: "-세요" to the learner, never "-십시오" beside it."""
+    found = [where for where, text in translation.korean_texts().items() if "십시오" in text]
+    assert not found, f"write -세요, not -십시오: {found}"
+
+
 def test_the_term_check_flags_a_second_translation_and_only_that() -> None:
     terms = translation.glossary()
     assert len(terms) >= 30

@@ -61,3 +61,18 @@ def test_a_changed_title_makes_the_table_and_links_stale(
     stale = sorted(p.name for p, text in course.wanted().items() if p.read_text() != text)
     assert stale == ["04_async_engine.ipynb", "06_scoped_session.ipynb", "README.md"]
     assert "[Sessions](notebooks/05_sessions.ipynb)" in course.wanted()[tmp_path / "README.md"]
+
+
+def test_every_notebook_has_the_same_recap_exercise_and_clean_up_headings() -> None:
+    for path in sorted((PROJECT_ROOT / "notebooks").glob("[0-9][0-9]_*.ipynb")):
+        nb = nbformat.read(path, as_version=4)
+        headings = [
+            line
+            for cell in nb.cells
+            if cell.cell_type == "markdown"
+            for line in cell.source.splitlines()
+            if line.startswith("## ")
+        ]
+        assert "## Recap" in headings and "## Exercise" in headings, path.name
+        odd = [h for h in headings if "clean" in h.lower() and h != "## Clean up"]
+        assert not odd, f"{path.name}: the clean-up heading is '## Clean up', not {odd}"

@@ -33,8 +33,8 @@ def pytest_configure(config: pytest.Config) -> None:
     try:  # a database that cannot be used stops the run here, with one line
         # The tests' databases carry a namespace of their own ("test" + yours), inherited
         # by every kernel and subprocess: a test never touches a database of your notebooks.
+        was_running = server.status() is not None  # before anything could start it
         os.environ["DBKIT_NAMESPACE"] = TEST_NAMESPACE_PREFIX + namespace()
-        was_running = server.status() is not None
         t = target(load())  # starts the embedded server when it is the configured one
         _embedded = t.source.startswith("the embedded")
         if _embedded and not was_running:

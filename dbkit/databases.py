@@ -29,7 +29,7 @@ from sqlalchemy.pool import NullPool
 
 from dbkit.database import connect_args, database_url
 from dbkit.errors import SetupError, explain
-from dbkit.settings import PROJECT_ROOT, load
+from dbkit.settings import PROJECT_ROOT, configured, load
 
 PREFIX = "dbkit_"  # every database this module makes starts with it, so it drops no other
 NAMESPACE_LENGTH = 20
@@ -48,7 +48,11 @@ def _clean(raw: str, length: int) -> str:
 def namespace(url: URL | None = None) -> str:
     """This learner's namespace (see the module's docstring), at most 20 of [a-z0-9]."""
     settings = load()
-    role = (url or database_url()).username
+    if url is None:  # the embedded server's role is always postgres: never start it for this
+        found = configured(settings)
+        role = found.url.username if found else None
+    else:
+        role = url.username
     raw = (
         settings.dbkit_namespace
         or os.environ.get("JUPYTERHUB_USER")

@@ -22,7 +22,7 @@ from nbclient import NotebookClient
 
 from dbkit import pgbouncer, server
 from dbkit.settings import PROJECT_ROOT
-from tests.helpers import run_dbkit
+from tests.helpers import DB_VARIABLES, run_dbkit
 
 ATTACH = "from dbkit import server; r = server.start(); print(r.pid, r.socket_dir)"
 
@@ -378,3 +378,24 @@ def test_a_kernel_killed_part_way_through_a_notebook_leaves_no_server(
     while any(f.exists() for f in folders) and time.monotonic() < deadline:
         time.sleep(0.1)
     assert not any(f.exists() for f in folders)
+
+
+def test_a_test_run_stops_the_embedded_server_it_started() -> None:
+    """`make test` with no server running starts the embedded one and, nobody else using it,
+    stops it when it ends (conftest: stop_when_done, then leave). It used to learn the
+    namespace first, which started the server, so the run thought it had found it running
+    and left it behind."""
+    pgdata = server.private_dir("autostop") / "pgdata"  # a server of this test's own
+    env = {k: v for k, v in os.environ.items() if k not in DB_VARIABLES}
+    env["DBKIT_PGDATA"] = str(pgdata)
+    done = subprocess.run(
+        [sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", "tests/test_settings.py"],
+        cwd=PROJECT_ROOT,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert done.returncode == 0, done.stdout[-2000:] + done.stderr[-2000:]
+    assert (pgdata / "PG_VERSION").exists(), "the run did not use the server of this test"
+    assert server.status(pgdata) is None, "the test run left the server it started running"

@@ -18,7 +18,8 @@ import pytest
 
 from dbkit.settings import PROJECT_ROOT
 from tools import translation
-from tools.translation import ENGLISH, KOREAN, NAV_ID, fingerprint, numbered, stale_cells
+from tools.course import numbered
+from tools.translation import ENGLISH, KOREAN, NAV_ID, fingerprint, stale_cells
 
 ENGLISH_NOTEBOOKS = numbered(ENGLISH)
 HANGUL = re.compile("[가-힣]")

@@ -75,25 +75,37 @@ def title_of(nb: nbformat.NotebookNode, path: Path) -> str:
     return match[2]
 
 
-def schedule() -> dict[str, int]:
-    """Notebook number -> teaching + exercise minutes, from INSTRUCTORS.md's schedule."""
+def schedule() -> dict[str, tuple[int, int]]:
+    """Notebook number -> (teaching, exercise) minutes, from INSTRUCTORS.md's schedule."""
     rows = re.findall(r"^\| (\d\d) \| [^|]+ \| (\d+) \| (\d+) \|", INSTRUCTORS.read_text(), re.M)
-    return {number: int(teach) + int(exercise) for number, teach, exercise in rows}
+    return {number: (int(teach), int(exercise)) for number, teach, exercise in rows}
+
+
+def numbered(folder: Path = NOTEBOOKS) -> list[Path]:
+    """The numbered notebooks in `folder` (NN_name.ipynb), in order."""
+    return sorted(folder.glob("[0-9][0-9]_*.ipynb"))
+
+
+def find(number: str, folder: Path = NOTEBOOKS) -> Path:
+    """The notebook numbered `number` (4 or 04) in `folder`."""
+    found = [p for p in numbered(folder) if p.name[:2] == f"{int(number):02d}"]
+    if len(found) != 1:
+        raise SystemExit(f"no single notebook numbered {number} in {folder}")
+    return found[0]
 
 
 def entries(edition: Edition = ENGLISH) -> list[Entry]:
     minutes = schedule()
     found = []
-    for path in sorted(edition.folder.glob("[0-9][0-9]_*.ipynb")):
+    for path in numbered(edition.folder):
         nb = nbformat.read(path, as_version=4)
         teaches = nb.metadata.get("course", {}).get("teaches")
         if not teaches:
             raise SystemExit(f"{path.name}: set metadata.course.teaches")
         if path.name[:2] not in minutes:
             raise SystemExit(f"{path.name}: no row for it in INSTRUCTORS.md's schedule")
-        found.append(
-            Entry(path.name[:2], title_of(nb, path), teaches, minutes[path.name[:2]], path)
-        )
+        number = path.name[:2]
+        found.append(Entry(number, title_of(nb, path), teaches, sum(minutes[number]), path))
     return found
 
 

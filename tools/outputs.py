@@ -23,15 +23,10 @@ import nbformat
 from nbclient import NotebookClient
 from nbclient.exceptions import CellExecutionError
 
+from tools.course import find
+
 ROOT = Path(__file__).resolve().parent.parent
 NOTEBOOKS = ROOT / "notebooks"
-
-
-def find(number: str) -> Path:
-    found = sorted(NOTEBOOKS.glob(f"{int(number):02d}_*.ipynb"))
-    if len(found) != 1:
-        raise SystemExit(f"no single notebook numbered {number} in {NOTEBOOKS}")
-    return found[0]
 
 
 def execute(path: Path) -> None:

@@ -14,15 +14,15 @@ the build. Nothing is re-executed and nothing is downloaded.
 from __future__ import annotations
 
 import os
-import re
 import shutil
 import subprocess
 import sys
+from collections.abc import Callable
 from pathlib import Path
 
 import nbformat
 
-from tools.course import ENGLISH, KOREAN, entries
+from tools.course import ENGLISH, KOREAN, Edition, entries, schedule
 
 ROOT = Path(__file__).resolve().parent.parent
 SRC = ROOT / "build" / "site-src"
@@ -30,13 +30,6 @@ OUT = ROOT / "build" / "site"
 # where the course is published: set COURSE_REPO when you build the site for your copy
 REPO = os.environ.get("COURSE_REPO", "https://github.com/OWNER/REPO")
 BINDER = f"https://mybinder.org/v2/gh/{REPO.removeprefix('https://github.com/')}/HEAD"
-
-
-def schedule() -> dict[str, tuple[int, int]]:
-    """Notebook number -> (teaching, exercise) minutes, from INSTRUCTORS.md."""
-    text = (ROOT / "INSTRUCTORS.md").read_text()
-    rows = re.findall(r"^\| (\d\d) \| [^|]+ \| (\d+) \| (\d+) \|", text, re.M)
-    return {number: (int(teach), int(exercise)) for number, teach, exercise in rows}
 
 
 def pull(nb: str) -> str:
@@ -76,36 +69,23 @@ def run_it(path: Path, minutes: tuple[int, int]) -> str:
 """
 
 
-def switch(text: str) -> nbformat.NotebookNode:
-    cell = nbformat.v4.new_markdown_cell(text)
-    cell.id = "language"
-    return cell
-
-
-def stage_notebooks(edition: str) -> list[str]:
-    """One edition's notebooks, each with its "Run it" box and a link to the other
-    language's page; returns the documents, in order."""
-    english = edition == "en"
-    folder = SRC / ("notebooks" if english else "ko/notebooks")
-    folder.mkdir(parents=True)
+def stage_notebooks(
+    edition: Edition, into: Path, box: Callable[[Path, tuple[int, int]], str], other: str
+) -> list[str]:
+    """One edition's notebooks, staged in `into`, each with its "Run it" box (`box`) and
+    a link to the same page in the other language (`other`, with {name} for the file);
+    returns the documents, in order."""
+    into.mkdir(parents=True)
     minutes = schedule()
     docs = []
-    for entry in entries(ENGLISH if english else KOREAN):
+    for entry in entries(edition):
         nb = nbformat.read(entry.path, as_version=4)
-        box = (
-            run_it(entry.path, minutes[entry.number])
-            if english
-            else run_it_ko(entry.path, minutes[entry.number])
-        )
-        cell = nbformat.v4.new_markdown_cell(box)
-        cell.id = "run-it"
-        other = (
-            f"[한국어](../ko/notebooks/{entry.path.name})"
-            if english
-            else (f"[English](../../notebooks/{entry.path.name})")
-        )
-        nb.cells[1:1] = [switch(other), cell]
-        nbformat.write(nb, folder / entry.path.name)
+        run = nbformat.v4.new_markdown_cell(box(entry.path, minutes[entry.number]))
+        run.id = "run-it"
+        language = nbformat.v4.new_markdown_cell(other.format(name=entry.path.name))
+        language.id = "language"
+        nb.cells[1:1] = [language, run]
+        nbformat.write(nb, into / entry.path.name)
         docs.append(f"notebooks/{entry.path.stem}")
     return docs
 
@@ -141,7 +121,7 @@ def stage() -> list[str]:
     """Copy the sources into build/site-src; return the English notebook documents."""
     shutil.rmtree(SRC, ignore_errors=True)
     (SRC / "bench").mkdir(parents=True)
-    docs = stage_notebooks("en")
+    docs = stage_notebooks(ENGLISH, SRC / "notebooks", run_it, "[한국어](../ko/notebooks/{name})")
     for name in ("INSTRUCTORS.md", "CONTRIBUTING.md", "bench/README.md"):
         (SRC / name).write_text(relinked((ROOT / name).read_text(), ENGLISH_LINKS))
     readme = relinked((ROOT / "README.md").read_text(), ENGLISH_LINKS)
@@ -149,7 +129,9 @@ def stage() -> list[str]:
         "For instructors and contributors", ["INSTRUCTORS", "CONTRIBUTING", "bench/README"]
     )
     (SRC / "index.md").write_text(readme + toc + toctree("한국어", ["ko/index"]))
-    korean = stage_notebooks("ko")
+    korean = stage_notebooks(
+        KOREAN, SRC / "ko" / "notebooks", run_it_ko, "[English](../../notebooks/{name})"
+    )
     (SRC / "ko" / "INSTRUCTORS.md").write_text(
         relinked((ROOT / "INSTRUCTORS.ko.md").read_text(), KOREAN_LINKS)
     )

@@ -29,6 +29,8 @@ from pathlib import Path
 
 import nbformat
 
+from tools.course import numbered
+
 ROOT = Path(__file__).resolve().parent.parent
 SOLVED = ROOT / "notebooks"
 STUDENT = SOLVED / "student"
@@ -74,7 +76,7 @@ def expected() -> dict[Path, str]:
     return {
         student / path.name: render(student_copy(nbformat.read(path, as_version=4)))
         for solved, student in EDITIONS
-        for path in sorted(solved.glob("[0-9][0-9]_*.ipynb"))
+        for path in numbered(solved)
     }
 
 

@@ -33,6 +33,8 @@ from pathlib import Path
 
 import nbformat
 
+from tools.course import find, numbered
+
 ROOT = Path(__file__).resolve().parent.parent
 ENGLISH = ROOT / "notebooks"
 KOREAN = ENGLISH / "ko"
@@ -45,10 +47,6 @@ ENGLISH_BESIDE = re.compile(r"\n?<!-- english, as it is now:\n.*?\n-->\n?", re.S
 def fingerprint(source: str) -> str:
     """The revision of an English prose cell that a translation records."""
     return hashlib.sha256(source.encode()).hexdigest()[:12]
-
-
-def numbered(folder: Path) -> list[Path]:
-    return sorted(folder.glob("[0-9][0-9]_*.ipynb"))
 
 
 def korean_path(english: Path) -> Path:
@@ -128,9 +126,9 @@ def synced(english: Path, korean: Path) -> nbformat.NotebookNode:
 
 def extract(english: Path) -> str:
     en = nbformat.read(english, as_version=4)
-    ko = {c.get("id"): c for c in synced(english, korean_path(english)).cells}
-    teaches = synced(english, korean_path(english)).metadata["course"]["teaches"]
-    blocks = [f"<!-- teaches -->\n{teaches}\n"]
+    korean = synced(english, korean_path(english))
+    ko = {c.get("id"): c for c in korean.cells}
+    blocks = [f"<!-- teaches -->\n{korean.metadata['course']['teaches']}\n"]
     for cell in filter(is_prose, en.cells):
         mine = ko[cell.id]
         text = mine.source
@@ -209,13 +207,6 @@ def term_problems() -> list[str]:
 def write(nb: nbformat.NotebookNode, path: Path) -> None:
     path.parent.mkdir(parents=True, exist_ok=True)
     path.write_text(nbformat.writes(nb) + "\n")
-
-
-def find(number: str) -> Path:
-    found = [p for p in numbered(ENGLISH) if p.name[:2] == f"{int(number):02d}"]
-    if len(found) != 1:
-        raise SystemExit(f"no single English notebook numbered {number}")
-    return found[0]
 
 
 def main(argv: list[str] | None = None) -> int:
